@@ -1,0 +1,32 @@
+"""The package version and a code version that names the git commit when there is one."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """``__version__``, plus ``+g<commit>`` (and ``.dirty``) when running from a git checkout.
+
+    Stores and checkpoints record this, so a result can be traced to the code that made it.
+    """
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return __version__
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{commit}" + (".dirty" if dirty else "")

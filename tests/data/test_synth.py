@@ -1,0 +1,134 @@
+"""The synthetic TextZoom generator: determinism, glyph truth that lines up with the label, tiers that differ."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from glyphsr.data.labels import str_filt
+from glyphsr.data.synth.fonts import Font, available_fonts, split_fonts
+from glyphsr.data.synth.generator import generate, make_sample, sample_rng
+from glyphsr.data.synth.render import label_map, render_layers
+from glyphsr.data.synth.words import sample_label
+from glyphsr.data.textzoom import TextZoomLMDB
+
+
+def test_fonts_come_from_packages_and_split_by_family() -> None:
+    fonts = available_fonts()
+    assert sum(f.source != "system" for f in fonts) >= 20
+    train, test = split_fonts(fonts, seed=0)
+    assert train and test
+    assert not {f.family for f in train} & {f.family for f in test}
+    assert split_fonts(fonts, seed=0) == (train, test)
+    one = (Font("a.ttf", "Solo", "Regular", "x"),)
+    assert split_fonts(one, seed=0) == (one, one)
+
+
+def test_labels_look_like_scene_text() -> None:
+    rng = np.random.default_rng(0)
+    labels = [sample_label(rng) for _ in range(2000)]
+    assert all(label and " " not in label and str_filt(label, "all") == label for label in labels)
+    lengths = np.array([len(x) for x in labels])
+    assert 4 <= np.median(lengths) <= 8 and lengths.max() > 15
+    assert any(x.islower() for x in labels) and any(x.isupper() for x in labels)
+    assert any(x[:1].isupper() and x[1:].islower() for x in labels)
+    assert any(x.isdigit() for x in labels) and any(not x.isalnum() for x in labels)
+
+
+def test_render_layers_put_each_character_in_order() -> None:
+    font = next(f for f in available_fonts() if "Regular" in f.style or f.style == "Book")
+    layers = render_layers("HIT", font.path, 40)
+    lab = label_map(layers)
+    assert set(np.unique(lab)) == {0, 1, 2, 3}
+    centers = [np.nonzero(lab == k)[1].mean() for k in (1, 2, 3)]
+    assert centers[0] < centers[1] < centers[2]
+
+
+def test_generation_is_deterministic_for_a_seed(tmp_path: Path, synth_dir: Path) -> None:
+    generate(tmp_path / "again", n_train=40, n_test=60, seed=3, workers=1)  # 1 process vs 2 in the fixture
+    for split in ("train", "test/easy", "test/hard"):
+        assert TextZoomLMDB(tmp_path / "again" / split).fingerprint() == TextZoomLMDB(
+            synth_dir / split).fingerprint()
+    generate(tmp_path / "other", n_train=40, n_test=0, seed=4, workers=1)
+    assert TextZoomLMDB(tmp_path / "other" / "train").fingerprint() != TextZoomLMDB(
+        synth_dir / "train").fingerprint()
+    with pytest.raises(FileExistsError):
+        generate(tmp_path / "other", n_train=1, n_test=0, seed=4)
+
+
+def test_layout_manifest_and_records(synth_dir: Path) -> None:
+    manifest = json.loads((synth_dir / "synth.json").read_text())
+    assert manifest["counts"] == {"train": 40, "easy": 60, "medium": 60, "hard": 60}
+    assert not set(manifest["fonts"]["train"]) & set(manifest["fonts"]["test"])
+    for split, n in (("train", 40), ("test/easy", 60), ("test/medium", 60), ("test/hard", 60)):
+        ds = TextZoomLMDB(synth_dir / split)
+        assert len(ds) == n and all(ds.check(i) is None for i in range(1, n + 1))
+    heights = {TextZoomLMDB(synth_dir / "train").read_raw(i).hr.size[1] for i in range(1, 41)}
+    assert len(heights) > 10  # native sizes vary, as in TextZoom
+
+
+def test_glyph_map_lines_up_with_label(synth_dir: Path) -> None:
+    ds = TextZoomLMDB(synth_dir / "test" / "easy")
+    complete, ordered = 0, 0
+    for i in range(1, len(ds) + 1):
+        rec = ds.read_raw(i)
+        g = rec.glyph
+        assert g.shape == (rec.hr.size[1], rec.hr.size[0])
+        present = set(np.unique(g)) - {0}
+        assert present <= set(range(1, len(rec.label) + 1))
+        complete += present == set(range(1, len(rec.label) + 1))
+        xs = [np.nonzero(g == k)[1].mean() for k in sorted(present)]
+        ordered += all(a < b for a, b in zip(xs, xs[1:]))
+        # glyph pixels are the text: their colour differs from the rest of the image
+        hr = np.asarray(rec.hr, np.float32)
+        assert np.linalg.norm(hr[g > 0].mean(axis=0) - hr[g == 0].mean(axis=0)) > 40
+    assert complete >= 0.9 * len(ds) and ordered >= 0.95 * len(ds)
+
+
+def _psnr_bicubic(path: Path) -> float:
+    ds = TextZoomLMDB(path)
+    vals = []
+    for i in range(1, len(ds) + 1):
+        s = ds.sample(i)
+        up = Image.fromarray((s.lr.transpose(1, 2, 0) * 255).round().astype(np.uint8)).resize((128, 32),
+                                                                                             Image.BICUBIC)
+        mse = np.mean((np.asarray(up, np.float32) / 255 - s.hr.transpose(1, 2, 0)) ** 2)
+        vals.append(10 * np.log10(1 / mse))
+    return float(np.mean(vals))
+
+
+def test_tiers_differ_in_difficulty(synth_dir: Path) -> None:
+    psnr = {t: _psnr_bicubic(synth_dir / "test" / t) for t in ("easy", "medium", "hard")}
+    assert psnr["easy"] > psnr["medium"] > psnr["hard"]
+
+
+@pytest.mark.slow
+def test_tiers_differ_for_an_independent_recognizer(synth_dir: Path) -> None:
+    from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
+
+    judge = RapidOCRRecognizer()
+    acc = {}
+    for tier in ("easy", "hard"):
+        ds = TextZoomLMDB(synth_dir / "test" / tier)
+        recs = [ds.read_raw(i) for i in range(1, len(ds) + 1)]
+        hr = judge.recognize([np.asarray(r.hr.resize((128, 32), Image.BICUBIC)) for r in recs])
+        lr = judge.recognize([np.asarray(r.lr.resize((64, 16), Image.BICUBIC).resize((128, 32), Image.BICUBIC))
+                              for r in recs])
+        truth = [str_filt(r.label, "lower") for r in recs]
+        acc[tier] = tuple(np.mean([str_filt(p, "lower") == t for p, t in zip(preds, truth)]) for preds in (hr, lr))
+    assert acc["easy"][0] >= 0.85 and acc["hard"][0] >= 0.85  # HR is readable in every tier
+    assert acc["easy"][1] > acc["hard"][1] + 0.1
+
+
+def test_sample_depends_only_on_seed_split_index() -> None:
+    fonts = available_fonts()
+    a = make_sample(sample_rng(7, "hard", 12), fonts, "hard")
+    b = make_sample(sample_rng(7, "hard", 12), fonts, "hard")
+    assert a.label == b.label and np.array_equal(a.hr, b.hr) and a.lr == b.lr
+    lr = np.asarray(Image.open(io.BytesIO(a.lr)))
+    assert lr.shape[0] < a.hr.shape[0]  # the wide shot has fewer pixels
