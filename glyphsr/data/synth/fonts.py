@@ -112,6 +112,6 @@ def split_fonts(fonts: tuple[Font, ...], seed: int, test_fraction: float = 0.3
     return train, test
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=8192)
 def load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size)
