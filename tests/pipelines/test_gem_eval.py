@@ -1,0 +1,31 @@
+"""gem-eval on synthetic data, and its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from glyphsr.pipelines.gem_eval import main
+
+
+def test_gem_eval_reports_every_tier(synth_dir: Path) -> None:
+    res = CliRunner().invoke(main, ["--lmdb", str(synth_dir), "--limit", "12", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert set(out["splits"]) == {"easy", "medium", "hard"}
+    for r in out["splits"].values():
+        assert r["n"] == 12 and 0.3 < r["char_iou"] <= 1 and 0.3 < r["line_iou"] <= 1
+    assert out["config"]["attention"] == "ctc" and out["config"]["segmenter"] == "classical"
+    one = CliRunner().invoke(main, ["--lmdb", str(synth_dir / "test" / "hard"), "--limit", "5"])
+    assert one.exit_code == 0 and "hard" in one.output and "char IoU" in one.output
+
+
+def test_gem_eval_errors(tmp_path: Path, good_lmdb: Path) -> None:
+    res = CliRunner().invoke(main, ["--lmdb", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "no such file" in res.output
+    res = CliRunner().invoke(main, ["--lmdb", str(good_lmdb)])
+    assert res.exit_code != 0 and "no glyph_hr ground truth" in res.output
+    res = CliRunner().invoke(main, ["--lmdb", str(good_lmdb), "--segmenter", "sam"])
+    assert res.exit_code == 2 and "sam_checkpoint" in res.output
