@@ -4,8 +4,9 @@ Steps (paper, "Glyph Extraction Module"): K-means foreground; per-character atte
 key points per character; 4K+1 anchors per key point as positive point prompts; candidate masks from a promptable
 segmenter (``classical`` or ``sam``); selection by tau, glyph-attention IoU and the confidence/sqrt(area)
 fallback. Two steps of ours, each switchable and measured in bench/bench_gem.py: overlapping selections are
-resolved pixel by pixel to the character whose cell holds the pixel (``exclusive``), and the line mask is the
-union of the character masks.
+resolved pixel by pixel to the character whose cell holds the pixel (``exclusive``), and the line mask is the text
+(alpha >= threshold) of the connected components the character masks touch, not only their union
+(``line="components"``; ``"union"`` is the paper's definition).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from glyphsr.data.labels import MAX_CHARS, str_filt
@@ -51,6 +53,8 @@ class GEMConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     classical: ClassicalConfig = field(default_factory=ClassicalConfig)
     exclusive: bool = True
+    valley_cells: bool = True  # cell boundaries at the ink valley between peaks, not the midpoint
+    line: str = "components"  # union (of the character masks) | components (text pixels of the touched components)
 
     def __post_init__(self) -> None:
         if self.attention not in ("ctc", "stt"):
@@ -63,6 +67,8 @@ class GEMConfig:
             raise ValueError("segmenter 'sam' needs sam_checkpoint")
         if not 1 <= self.max_chars <= 64:
             raise ValueError(f"max_chars must be in 1..64, got {self.max_chars}")
+        if self.line not in ("union", "components"):
+            raise ValueError(f"line must be 'union' or 'components', got {self.line!r}")
         if any(s <= 0 for s in self.anchor_steps):
             raise ValueError(f"anchor steps must be positive, got {self.anchor_steps}")
 
@@ -152,7 +158,7 @@ class GlyphExtractor:
         fg, levels = kmeans_foreground(images)
         alpha = text_alpha(images, fg, levels, cfg.classical.alpha_window)
         att = self.attention(images, chars_all)
-        lo, hi = cells(att.peak_x, att.valid, w)
+        lo, hi = cells(att.peak_x, att.valid, w, profile=alpha.sum(axis=1) if cfg.valley_cells else None)
         g_att = glyph_attention(fg, lo, hi)  # (B, L, H, W)
         kp_a = position_keypoints_2d(att.position) if att.position is not None else position_keypoints_1d(
             att.peak_x, fg)
@@ -193,6 +199,8 @@ class GlyphExtractor:
                 masks = _resolve_overlaps(masks, lo[i, :n], hi[i, :n])
             char[i, :n] = masks
             line[i, 0] = masks.any(axis=0)
+            if cfg.line == "components":
+                line[i, 0] |= _touched_text(masks.any(axis=0), alpha[i] >= cfg.classical.threshold)
             notes = []
             missing = int((sel.how[:n] == NO_CANDIDATE).sum())
             if missing:
@@ -202,6 +210,18 @@ class GlyphExtractor:
             if notes:
                 reasons[i] = "; ".join(([reasons[i]] if reasons[i] else []) + notes)
         return GEMResult(char, line, scores, kps, status, reasons, chars)
+
+
+def _touched_text(claimed: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """Text pixels of the connected components that the chosen character masks touch: the line mask without the
+    holes that splits and selection leave (the other half of a glyph cut at a valley, the dot of an i)."""
+    if not claimed.any():
+        return claimed
+    n_cc, lab = cv2.connectedComponents((text | claimed).astype(np.uint8), connectivity=8)
+    touched = np.zeros(n_cc, bool)
+    touched[np.unique(lab[claimed])] = True
+    touched[0] = False
+    return touched[lab] & text
 
 
 def _resolve_overlaps(masks: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

@@ -95,3 +95,14 @@ def test_config_validation_and_round_trip() -> None:
         GEMConfig(segmenter="sam")
     with pytest.raises(ValueError, match="stt_checkpoint"):
         GEMConfig(attention="stt")
+
+
+def test_line_from_touched_components_fills_what_selection_left(extractor: GlyphExtractor) -> None:
+    img, truth = render_word("Parking", size=22)
+    union = GlyphExtractor(GEMConfig(line="union"), attention=extractor.attention).extract(img[None], ["Parking"])
+    comps = extractor.extract(img[None], ["Parking"])
+    u, c = union.line[0, 0] > 0, comps.line[0, 0] > 0
+    assert (u <= c).all()  # a superset of the union
+    assert _iou(c, truth > 0) >= _iou(u, truth > 0)
+    with pytest.raises(ValueError, match="line"):
+        GEMConfig(line="hull")

@@ -76,3 +76,14 @@ def test_selection_tau_iou_and_fallback() -> None:
     assert (s.how == NO_CANDIDATE).all() and (s.chosen == -1).all()
     s = select_masks(masks, scores, cands, g, SelectionConfig(use_glyph_iou=False), use_tau=False)
     assert s.chosen[0] == 2  # fallback ranking only
+
+
+def test_valley_cells_put_boundaries_where_ink_is_least() -> None:
+    peak = np.array([[20.0, 40.0]], np.float32)
+    valid = np.ones((1, 2), bool)
+    profile = np.full((1, 128), 10.0, np.float32)
+    profile[0, 33:35] = 1.0  # the glyphs meet at columns 33-34, not at the midpoint 30
+    lo, hi = cells(peak, valid, 128, profile=profile)
+    assert hi[0, 0] == lo[0, 1] == 34.0  # the middle of the valley run (between columns 33 and 34)
+    lo_mid, hi_mid = cells(peak, valid, 128)
+    assert hi_mid[0, 0] == 30.0
