@@ -28,7 +28,8 @@ def area_resize(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     c, h, w = stack.shape
     rh = area_matrix(h, size[0])  # (h', h)
     rw = area_matrix(w, size[1])  # (w', w)
-    return np.einsum("ih,chw,jw->cij", rh, stack.astype(np.float64), rw).astype(np.float32)
+    # two matrix products (an unoptimized einsum would contract all four axes at once: minutes per image)
+    return (rh @ stack.astype(np.float64) @ rw.T).astype(np.float32)
 
 
 def char_coverage(label_map: np.ndarray, n_chars: int, size: tuple[int, int] = HR_SIZE) -> np.ndarray:
