@@ -35,6 +35,7 @@ def test_demo_runs_as_python_module(tmp_path: Path) -> None:
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "d" / "samples-hard.png").stat().st_size > 1000
+    assert (tmp_path / "d" / "gem-medium.png").stat().st_size > 1000 and "mean character IoU" in res.stdout
     assert "20 samples, 20 good, 0 bad, 20 with glyph ground truth" in res.stdout
     res2 = CliRunner().invoke(demo.main, ["--out", str(tmp_path / "d")])  # reuses the data
     assert res2.exit_code == 0 and "reusing" in res2.output
