@@ -252,7 +252,6 @@ class STTAttention:
         L = self.max_chars
         position = np.zeros((b, L, h, w), np.float32)
         valid = np.zeros((b, L), bool)
-        peak_x = np.full((b, L), np.nan, np.float32)
         reasons: list[str | None] = [None] * b
         x = torch.as_tensor(np.ascontiguousarray(images), device=self.device).float() / 255.0
         gray = (x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114)[:, None]  # (B, 1, H, W)
