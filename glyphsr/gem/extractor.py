@@ -132,7 +132,10 @@ class GlyphExtractor:
         self.attention = attention if attention is not None else build_attention(config)
         self.segmenter = segmenter if segmenter is not None else build_segmenter(config)
 
-    def extract(self, hr_images: np.ndarray, labels: list[str]) -> GEMResult:
+    def extract(self, hr_images: np.ndarray, labels: list[str], native: list[np.ndarray] | None = None
+                ) -> GEMResult:
+        """``native``: optionally the same HR images at their native size (RGB uint8, any size each); the text
+        coverage is then measured there and area-averaged to 32x128, as the glyph ground truth is defined."""
         cfg = self.config
         images = np.asarray(hr_images)
         if images.ndim != 4 or images.shape[1:] != (*SIZE, 3) or images.dtype != np.uint8:
@@ -157,6 +160,10 @@ class GlyphExtractor:
 
         fg, levels = kmeans_foreground(images)
         alpha = text_alpha(images, fg, levels, cfg.classical.alpha_window)
+        if native is not None:
+            if len(native) != b:
+                raise ValueError(f"{b} images but {len(native)} native images")
+            alpha = np.stack([_native_alpha(x, cfg.classical.alpha_window, cfg.classical.threshold) for x in native])
         att = self.attention(images, chars_all)
         lo, hi = cells(att.peak_x, att.valid, w, profile=alpha.sum(axis=1) if cfg.valley_cells else None)
         g_att = glyph_attention(fg, lo, hi)  # (B, L, H, W)
@@ -210,6 +217,17 @@ class GlyphExtractor:
             if notes:
                 reasons[i] = "; ".join(([reasons[i]] if reasons[i] else []) + notes)
         return GEMResult(char, line, scores, kps, status, reasons, chars)
+
+
+def _native_alpha(img: np.ndarray, window: int, threshold: float) -> np.ndarray:
+    """Text coverage of one native-size RGB image at 32x128: the fraction of each 32x128 pixel that is text
+    (coverage >= threshold) at native resolution, the ground truth's own definition."""
+    from glyphsr.data.glyph_truth import area_resize
+
+    fg, levels = kmeans_foreground(img[None])
+    scale = max(1, round(img.shape[0] / SIZE[0]))
+    a = text_alpha(img[None], fg, levels, window * scale | 1)[0]
+    return area_resize((a >= threshold).astype(np.float32)[None], SIZE)[0]
 
 
 def _touched_text(claimed: np.ndarray, text: np.ndarray) -> np.ndarray:

@@ -84,13 +84,13 @@ def gem_sheet(lmdb_path: Path, out_png: Path, n: int = 12) -> Path:
     from glyphsr.gem.metrics import truth_at
     from glyphsr.pipelines.gem_eval import evaluate_split, load_split
 
-    imgs, labels, glyphs = load_split(lmdb_path, None)
+    imgs, labels, glyphs, natives = load_split(lmdb_path, None)
     extractor = GlyphExtractor(GEMConfig())
-    r = evaluate_split(extractor, imgs, labels, glyphs)
+    r = evaluate_split(extractor, imgs, labels, glyphs, natives)
     report.print(f"{r['n']} images, {r['ok']} ok: mean character IoU {r['char_iou']:.3f}, line IoU "
                  f"{r['line_iou']:.3f}, {r['images_per_s']:.0f} images/s")
     k = min(n, len(imgs))
-    res = extractor.extract(imgs[:k], labels[:k])
+    res = extractor.extract(imgs[:k], labels[:k], native=natives[:k])
     rows = []
     for i in range(k):
         truth = truth_at(glyphs[i], len(label_chars(labels[i])))

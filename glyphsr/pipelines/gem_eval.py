@@ -22,11 +22,12 @@ from glyphsr.gem.metrics import mask_ious, truth_at
 from glyphsr.pipelines._cli import console, fail, report
 
 
-def load_split(path: Path, limit: int | None) -> tuple[np.ndarray, list[str], list[np.ndarray]]:
-    """HR images (N, 32, 128, 3) uint8 by the TextZoom protocol, labels, native glyph maps."""
+def load_split(path: Path, limit: int | None
+               ) -> tuple[np.ndarray, list[str], list[np.ndarray], list[np.ndarray]]:
+    """HR images (N, 32, 128, 3) uint8 by the TextZoom protocol, labels, native glyph maps, native HR images."""
     ds = TextZoomLMDB(path)
     n = len(ds) if limit is None else min(limit, len(ds))
-    imgs, labels, glyphs = [], [], []
+    imgs, labels, glyphs, natives = [], [], [], []
     for i in range(1, n + 1):
         try:
             rec = ds.read_raw(i)
@@ -38,16 +39,18 @@ def load_split(path: Path, limit: int | None) -> tuple[np.ndarray, list[str], li
         imgs.append(np.asarray(rec.hr.resize((128, 32), Image.BICUBIC)))
         labels.append(rec.label)
         glyphs.append(rec.glyph)
-    return np.stack(imgs) if imgs else np.zeros((0, 32, 128, 3), np.uint8), labels, glyphs
+        natives.append(np.asarray(rec.hr))
+    return np.stack(imgs) if imgs else np.zeros((0, 32, 128, 3), np.uint8), labels, glyphs, natives
 
 
 def evaluate_split(extractor: GlyphExtractor, imgs: np.ndarray, labels: list[str], glyphs: list[np.ndarray],
-                   batch: int = 64) -> dict:
+                   natives: list[np.ndarray] | None = None, batch: int = 64) -> dict:
     char_ious, line_ious, n_ok = [], [], 0
     t0 = time.perf_counter()
     results = []
     for a in range(0, len(imgs), batch):
-        results.append(extractor.extract(imgs[a:a + batch], labels[a:a + batch]))
+        nat = natives[a:a + batch] if natives is not None else None
+        results.append(extractor.extract(imgs[a:a + batch], labels[a:a + batch], native=nat))
     seconds = time.perf_counter() - t0
     i = 0
     for res in results:
@@ -96,10 +99,10 @@ def main(lmdb_path: str, limit: int | None, segmenter: str, sam_checkpoint: str 
     rows = {}
     for name, path in splits_of(root).items():
         try:
-            imgs, labels, glyphs = load_split(path, limit)
+            imgs, labels, glyphs, natives = load_split(path, limit)
         except NotTextZoomError as exc:
             fail(str(exc))
-        rows[name] = evaluate_split(extractor, imgs, labels, glyphs)
+        rows[name] = evaluate_split(extractor, imgs, labels, glyphs, natives)
     if as_json:
         click.echo(json.dumps({"config": cfg.to_dict(), "splits": rows}, indent=2))
     else:

@@ -115,7 +115,7 @@ def load_easyocr_crnn(weights: str | os.PathLike | None = None, device: str | to
 def preprocess(images: np.ndarray | torch.Tensor, height: int = INPUT_HEIGHT) -> torch.Tensor:
     """RGB images (B, H, W, 3) uint8 -> (B, 1, height, W * height / H) float in [-1, 1], as EasyOCR feeds them
     (grayscale by ITU-R 601 luma, bicubic resize keeping the aspect ratio)."""
-    x = torch.as_tensor(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    x = torch.as_tensor(np.require(images, requirements=["C", "W"])) if isinstance(images, np.ndarray) else images
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"expected RGB images (B, H, W, 3), got {tuple(x.shape)}")
     x = x.float()

@@ -106,3 +106,34 @@ def test_line_from_touched_components_fills_what_selection_left(extractor: Glyph
     assert _iou(c, truth > 0) >= _iou(u, truth > 0)
     with pytest.raises(ValueError, match="line"):
         GEMConfig(line="hull")
+
+
+def test_native_resolution_coverage(extractor: GlyphExtractor) -> None:
+    from PIL import Image
+
+    native, truth_big = _render_native("HT")
+    small = np.asarray(Image.fromarray(native).resize((128, 32), Image.BICUBIC))
+    res = extractor.extract(small[None], ["HT"], native=[native])
+    from glyphsr.data.glyph_truth import resample_label_map
+
+    truth = resample_label_map(truth_big, 2)
+    assert res.status[0] == 1
+    for k in range(2):
+        assert _iou(res.char[0, k] > 0, truth == k + 1) > 0.9
+    with pytest.raises(ValueError, match="native"):
+        extractor.extract(small[None], ["HT"], native=[])
+
+
+def _render_native(word: str) -> tuple[np.ndarray, np.ndarray]:
+    """A 64x256 native image (and its label map) of ``word`` with wide gaps."""
+    from glyphsr.data.synth.fonts import available_fonts
+    from glyphsr.data.synth.render import label_map, render_layers
+
+    font = next(f for f in available_fonts() if f.family == "DejaVu Sans" and f.style == "Book")
+    layers = render_layers(word, font.path, 44, tracking=40)
+    canvas = np.zeros((len(word), 64, 256), np.float32)
+    h, w = min(layers.shape[1], 64), min(layers.shape[2], 196)
+    canvas[:, (64 - h) // 2:(64 - h) // 2 + h, 60:60 + w] = layers[:, :h, :w]
+    alpha = np.clip(canvas.sum(0), 0, 1)[..., None]
+    img = (np.array([230, 225, 210.0]) * (1 - alpha) + np.array([25, 30, 60.0]) * alpha).round().astype(np.uint8)
+    return img, label_map(canvas)
