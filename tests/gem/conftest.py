@@ -12,7 +12,10 @@ from glyphsr.data.synth.render import label_map, render_layers
 def render_word(text: str, size: int = 22, spacing: float = 0.0, dark_on_light: bool = True,
                 family: str = "DejaVu Sans", x0: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """(image uint8 (32, 128, 3), truth label map uint8 (32, 128)) for ``text`` centred vertically."""
-    font = next(f for f in available_fonts() if f.family == family and f.style in ("Book", "Regular"))
+    fonts = available_fonts()  # DejaVu is a system font: fall back to a packaged one where it is absent
+    if not any(f.family == family for f in fonts):
+        family = "Lato"
+    font = next(f for f in fonts if f.family == family and f.style in ("Book", "Regular"))
     layers = render_layers(text, font.path, size, tracking=spacing)  # (L, h, w)
     _, h, w = layers.shape
     canvas = np.zeros((len(text), 32, 128), np.float32)

@@ -129,7 +129,9 @@ def _render_native(word: str) -> tuple[np.ndarray, np.ndarray]:
     from glyphsr.data.synth.fonts import available_fonts
     from glyphsr.data.synth.render import label_map, render_layers
 
-    font = next(f for f in available_fonts() if f.family == "DejaVu Sans" and f.style == "Book")
+    fonts = available_fonts()
+    font = next((f for f in fonts if f.family == "DejaVu Sans" and f.style == "Book"), None) or next(
+        f for f in fonts if f.family == "Lato" and f.style == "Regular")
     layers = render_layers(word, font.path, 44, tracking=40)
     canvas = np.zeros((len(word), 64, 256), np.float32)
     h, w = min(layers.shape[1], 64), min(layers.shape[2], 196)
