@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glyphsr.gem.attention import Attention
-from glyphsr.recognizers.easyocr_crnn import strip_prefix
+from glyphsr.recognizers.checkpoints import load_weights
 
 STT_CHARSET = "-0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -202,19 +201,8 @@ class STTTransformer(nn.Module):
 
 
 def load_stt(checkpoint: str | os.PathLike, device: str = "cpu") -> STTTransformer:
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"STT checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read STT checkpoint {path}: {exc}") from None
-    model = STTTransformer()
-    try:
-        model.load_state_dict(strip_prefix(state), strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{path} is not a Scene Text Telescope transformer: {str(exc).splitlines()[0]}") from None
-    return model.to(device).eval()
+    """The Scene Text Telescope transformer from ``pretrain_transformer.pth`` (``module.`` prefix stripped)."""
+    return load_weights(STTTransformer(), checkpoint, "the Scene Text Telescope transformer").to(device).eval()
 
 
 def encode_labels(chars: list[str]) -> tuple[torch.Tensor, list[list[int]]]:

@@ -102,6 +102,8 @@ def main(lmdb_path: str, limit: int | None, segmenter: str, sam_checkpoint: str 
             imgs, labels, glyphs, natives = load_split(path, limit)
         except NotTextZoomError as exc:
             fail(str(exc))
+        if len(imgs) == 0:
+            fail(f"{path}: no readable records to evaluate")
         rows[name] = evaluate_split(extractor, imgs, labels, glyphs, natives)
     if as_json:
         click.echo(json.dumps({"config": cfg.to_dict(), "splits": rows}, indent=2))

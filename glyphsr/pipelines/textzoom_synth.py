@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -17,8 +18,6 @@ def run_synth(out: str, n_train: int, n_test: int, seed: int, workers: int | Non
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=quiet) as bar:
         tasks: dict[str, int] = {}
-        import time
-
         started: dict[str, float] = {}
 
         def progress(split: str, done: int, total: int) -> None:

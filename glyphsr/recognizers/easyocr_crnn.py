@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glyphsr.recognizers.checkpoints import load_weights
+
 #: english_g2's characters (EasyOCR config); logit index i >= 1 is CHARSET[i - 1], 0 is the CTC blank.
 CHARSET = "0123456789!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ €ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 NUM_CLASSES = len(CHARSET) + 1  # 97
@@ -92,24 +94,11 @@ def default_weights_path() -> Path:
     return Path(easyocr_en_models.model_dir()) / "english_g2.pth"
 
 
-def strip_prefix(state: dict[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
-    """Remove DataParallel's ``module.`` prefix where present."""
-    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
-
-
 def load_easyocr_crnn(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu"
                       ) -> EasyOCRCRNN:
     """The pretrained english_g2 CRNN in eval mode on ``device`` (strict load: every key must match)."""
     path = Path(weights) if weights is not None else default_weights_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"EasyOCR CRNN weights not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read EasyOCR CRNN weights {path}: {exc}") from None
-    model = EasyOCRCRNN()
-    model.load_state_dict(strip_prefix(state), strict=True)
-    return model.to(device).eval()
+    return load_weights(EasyOCRCRNN(), path, "EasyOCR CRNN (english_g2)").to(device).eval()
 
 
 def preprocess(images: np.ndarray | torch.Tensor, height: int = INPUT_HEIGHT) -> torch.Tensor:

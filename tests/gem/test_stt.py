@@ -46,7 +46,7 @@ def test_dataparallel_checkpoint_round_trip(model: STTTransformer, tmp_path) -> 
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
     torch.save({"module.encoder.cnn.conv1.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
-    with pytest.raises(ValueError, match="not a Scene Text Telescope"):
+    with pytest.raises(ValueError, match="does not fit the Scene Text Telescope"):
         load_stt(tmp_path / "wrong.pth")
     with pytest.raises(FileNotFoundError):
         load_stt(tmp_path / "none.pth")

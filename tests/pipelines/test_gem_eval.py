@@ -27,5 +27,10 @@ def test_gem_eval_errors(tmp_path: Path, good_lmdb: Path) -> None:
     assert res.exit_code == 2 and "no such file" in res.output
     res = CliRunner().invoke(main, ["--lmdb", str(good_lmdb)])
     assert res.exit_code != 0 and "no glyph_hr ground truth" in res.output
+    from glyphsr.data.synth.generator import generate
+
+    generate(tmp_path / "empty", 0, 0, seed=0)
+    res = CliRunner().invoke(main, ["--lmdb", str(tmp_path / "empty")])
+    assert res.exit_code == 2 and "no readable records" in res.output
     res = CliRunner().invoke(main, ["--lmdb", str(good_lmdb), "--segmenter", "sam"])
     assert res.exit_code == 2 and "sam_checkpoint" in res.output

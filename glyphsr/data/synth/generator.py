@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -223,9 +222,3 @@ def generate(
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, out / "synth.json")
     return manifest
-
-
-def remove_partial(out: str | os.PathLike) -> None:
-    """Remove ``*.partial`` leftovers of an interrupted run."""
-    for p in Path(out).rglob("*.partial"):
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)

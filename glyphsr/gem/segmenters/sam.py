@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from glyphsr.gem.segmenters import Candidates
+from glyphsr.recognizers.checkpoints import load_weights
 
 SAM_MODELS = ("vit_h", "vit_l", "vit_b")
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -37,19 +38,10 @@ def load_sam(checkpoint: str | os.PathLike, model_type: str = "vit_h", device: s
 
     if model_type not in SAM_MODELS:
         raise ValueError(f"SAM model must be one of {', '.join(SAM_MODELS)}, got {model_type!r}")
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"SAM checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read SAM checkpoint {path}: {exc}") from None
+    if not Path(checkpoint).is_file():  # before building a large random model
+        raise FileNotFoundError(f"SAM {model_type} checkpoint not found: {checkpoint}")
     sam = sam_model_registry[model_type](checkpoint=None)
-    try:
-        sam.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{path} does not fit SAM {model_type}: {str(exc).splitlines()[0]}") from None
-    return sam.to(device).eval()
+    return load_weights(sam, checkpoint, f"SAM {model_type}").to(device).eval()
 
 
 def to_sam_frame(points: np.ndarray, scale: float) -> np.ndarray:
