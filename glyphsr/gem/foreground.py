@@ -59,25 +59,33 @@ def kmeans_foreground(images: np.ndarray, iters: int = 10) -> tuple[np.ndarray, 
 def text_alpha(images: np.ndarray, fg: np.ndarray, levels: np.ndarray, window: int = 15) -> np.ndarray:
     """Soft text coverage float32 (B, H, W) in [0, 1].
 
-    Background and text levels are estimated locally (normalized box filtering of each cluster's pixels, falling
-    back to the global levels where a cluster is absent nearby), which follows gradients and shading."""
+    Levels are estimated locally in a ``window`` x ``window`` neighbourhood, which follows gradients and shading:
+    - background: the mean of the background cluster's core pixels (eroded by one pixel: edge pixels are
+      mixtures and would pull the level towards the text);
+    - text: the extreme of the text cluster's pixels (the darkest for dark text, the brightest for light text).
+      Thin strokes (two pixels, softened) have no pure text pixel in their core, and the mean of the cluster sits
+      between the levels, which made the mask a pixel too bold; the extreme is the nearest thing to pure ink there
+      (+0.02 line IoU on synthetic data, bench/bench_gem.py). Image noise biases it outward by a few levels.
+    Where a cluster is absent nearby the global K-means level stands in."""
     g = gray(images)
     out = np.empty_like(g)
     k = (window, window)
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    for i in range(g.shape[0]):  # per image: a few box filters (C code), not a per-pixel loop
-        # levels from the clusters' cores: edge pixels are mixtures and would pull each level to the other
+    square = np.ones(k, np.uint8)
+    for i in range(g.shape[0]):  # per image: a few box and min/max filters (C code), not a per-pixel loop
         f8 = fg[i].astype(np.uint8)
-        core_fg = cv2.erode(f8, cross)
         core_bg = cv2.erode(1 - f8, cross)
-        f = (core_fg if core_fg.sum() >= 8 else f8).astype(np.float32)
         bgm = (core_bg if core_bg.sum() >= 8 else 1 - f8).astype(np.float32)
         w_bg = cv2.boxFilter(bgm, -1, k, normalize=True, borderType=cv2.BORDER_REFLECT)
-        w_fg = cv2.boxFilter(f, -1, k, normalize=True, borderType=cv2.BORDER_REFLECT)
         s_bg = cv2.boxFilter(g[i] * bgm, -1, k, normalize=True, borderType=cv2.BORDER_REFLECT)
-        s_fg = cv2.boxFilter(g[i] * f, -1, k, normalize=True, borderType=cv2.BORDER_REFLECT)
         lb = np.where(w_bg > 0.05, s_bg / np.maximum(w_bg, 1e-6), levels[i, 0])
-        lt = np.where(w_fg > 0.05, s_fg / np.maximum(w_fg, 1e-6), levels[i, 1])
+        if levels[i, 1] < levels[i, 0]:  # dark text: local minimum over text pixels (others set to +inf)
+            ext = cv2.erode(np.where(f8 > 0, g[i], np.inf).astype(np.float32), square,
+                            borderType=cv2.BORDER_REFLECT)
+        else:  # light text: local maximum
+            ext = cv2.dilate(np.where(f8 > 0, g[i], -np.inf).astype(np.float32), square,
+                             borderType=cv2.BORDER_REFLECT)
+        lt = np.where(np.isfinite(ext), ext, levels[i, 1])
         d = lt - lb
         d = np.where(np.abs(d) < 8.0, np.copysign(8.0, levels[i, 1] - levels[i, 0]), d)
         out[i] = np.clip((g[i] - lb) / d, 0.0, 1.0)
