@@ -22,6 +22,25 @@ def test_kmeans_foreground_finds_text_either_polarity() -> None:
     assert alpha[0][truth == 0].mean() < 0.1 and alpha[0][truth > 0].mean() > 0.7
 
 
+def test_text_alpha_matches_glyph_truth_on_generated_hr_images() -> None:
+    """Coverage >= 0.5 at native resolution against the generator's own glyph truth (coverage >= 0.5 of the
+    rendered glyphs), over 40 training samples: mean IoU 0.959. With the text cluster's mean as ink level (the
+    version before, which made thin softened strokes a pixel too bold) it was 0.935."""
+    from glyphsr.data.synth.fonts import available_fonts
+    from glyphsr.data.synth.generator import make_sample, sample_rng
+
+    fonts = available_fonts()
+    ious = []
+    for i in range(40):
+        s = make_sample(sample_rng(1, "train", i), fonts)
+        fg, levels = kmeans_foreground(s.hr[None])
+        window = 15 * max(1, round(s.hr.shape[0] / 32)) | 1
+        est = text_alpha(s.hr[None], fg, levels, window)[0] >= 0.5
+        truth = s.glyph > 0
+        ious.append((est & truth).sum() / (est | truth).sum())
+    assert np.mean(ious) > 0.95
+
+
 def test_cells_and_glyph_attention() -> None:
     peak = np.array([[20.0, 60.0, np.nan]], np.float32)
     valid = np.array([[True, True, False]])
