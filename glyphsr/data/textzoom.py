@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -112,7 +113,8 @@ def _decode_image(data: bytes | None, what: str) -> tuple[Image.Image, str]:
             img = Image.open(io.BytesIO(data))
             img.load()
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
-        raise ValueError(f"{what} cannot be decoded ({len(data)} bytes): {exc}") from None
+        why = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>", "the bytes", str(exc))  # same record, same reason
+        raise ValueError(f"{what} cannot be decoded ({len(data)} bytes): {why}") from None
     if img.width == 0 or img.height == 0:
         raise ValueError(f"{what} has zero size {img.width}x{img.height}")
     fmt = img.format or "?"
