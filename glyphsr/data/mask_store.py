@@ -35,6 +35,7 @@ writes ``done`` and the attributes (reasons first, then ``done[s] = 1``), so a s
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import shutil
 import uuid
@@ -101,21 +102,27 @@ def n_shards(n: int, shard_size: int) -> int:
     return -(-n // shard_size)
 
 
+#: Samples per inner chunk of the sharded arrays: 16 writes a shard 2.9x faster than 1 (256 chunk encodes per
+#: array are Python overhead) and reads one sample in about 2 ms; it must divide the shard, so gcd(16, shard).
+INNER_CHUNK = 16
+
+
 def _arrays(n: int, s: int, L: int) -> dict[str, dict]:
     """name -> (shape, dtype, inner chunk): every array sharded by ``s`` samples along axis 0."""
     h, w = MASK_SIZE
     h1, w1 = LEVEL1_SIZE
+    c = math.gcd(INNER_CHUNK, s)
     return {
-        "char": dict(shape=(n, L, h, w), dtype="uint8", chunks=(1, L, h, w)),
-        "line": dict(shape=(n, 1, h, w), dtype="uint8", chunks=(1, 1, h, w)),
+        "char": dict(shape=(n, L, h, w), dtype="uint8", chunks=(c, L, h, w)),
+        "line": dict(shape=(n, 1, h, w), dtype="uint8", chunks=(c, 1, h, w)),
         "status": dict(shape=(n,), dtype="uint8", chunks=(s,)),
         "scores": dict(shape=(n, L), dtype="float32", chunks=(s, L)),
-        "0": dict(shape=(n, 3, h, w), dtype="uint8", chunks=(1, 3, h, w)),
-        "1": dict(shape=(n, 3, h1, w1), dtype="uint8", chunks=(1, 3, h1, w1)),
-        "labels/glyphs/0": dict(shape=(n, 1, h, w), dtype="uint8", chunks=(1, 1, h, w)),
-        "labels/glyphs/1": dict(shape=(n, 1, h1, w1), dtype="uint8", chunks=(1, 1, h1, w1)),
-        "labels/line/0": dict(shape=(n, 1, h, w), dtype="uint8", chunks=(1, 1, h, w)),
-        "labels/line/1": dict(shape=(n, 1, h1, w1), dtype="uint8", chunks=(1, 1, h1, w1)),
+        "0": dict(shape=(n, 3, h, w), dtype="uint8", chunks=(c, 3, h, w)),
+        "1": dict(shape=(n, 3, h1, w1), dtype="uint8", chunks=(c, 3, h1, w1)),
+        "labels/glyphs/0": dict(shape=(n, 1, h, w), dtype="uint8", chunks=(c, 1, h, w)),
+        "labels/glyphs/1": dict(shape=(n, 1, h1, w1), dtype="uint8", chunks=(c, 1, h1, w1)),
+        "labels/line/0": dict(shape=(n, 1, h, w), dtype="uint8", chunks=(c, 1, h, w)),
+        "labels/line/1": dict(shape=(n, 1, h1, w1), dtype="uint8", chunks=(c, 1, h1, w1)),
     }
 
 

@@ -256,6 +256,7 @@ class JobResult:
     score_sum: float = 0.0
     score_n: int = 0
     seconds: float = 0.0
+    task_seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "extract": 0.0, "write": 0.0})
     shard_errors: dict[int, str] = field(default_factory=dict)
     failed_records: dict[int, str] = field(default_factory=dict)
 
@@ -269,6 +270,7 @@ class JobResult:
                 "no_glyph": self.no_glyph,
                 "mean_char_score": self.score_sum / self.score_n if self.score_n else None,
                 "seconds": round(self.seconds, 2), "images_per_s": round(self.images_per_s, 1),
+                "task_seconds": {k: round(v, 2) for k, v in self.task_seconds.items()},
                 "shard_errors": {str(k): v for k, v in self.shard_errors.items()}}
 
 
@@ -304,6 +306,8 @@ def run_job(client, store: MaskStore, lmdb: str, config: dict, *, native: bool =
         result.no_glyph += stats["no_glyph"]
         result.score_sum += stats["score_sum"]
         result.score_n += stats["score_n"]
+        for k, v in stats["seconds"].items():
+            result.task_seconds[k] += v
         if on_progress:
             on_progress(stats["n"])
     result.seconds = time.perf_counter() - t0
