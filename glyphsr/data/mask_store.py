@@ -102,7 +102,7 @@ def n_shards(n: int, shard_size: int) -> int:
     return -(-n // shard_size)
 
 
-#: Samples per inner chunk of the sharded arrays: 16 writes a shard 2.9x faster than 1 (256 chunk encodes per
+#: Samples per inner chunk of the sharded arrays: 16 writes a shard 2.7x faster than 1 (256 chunk encodes per
 #: array are Python overhead) and reads one sample in about 2 ms; it must divide the shard, so gcd(16, shard).
 INNER_CHUNK = 16
 

@@ -234,3 +234,33 @@ def test_killed_worker_is_retried_and_the_store_completes(extracted, mixed_lmdb:
     assert marker.exists()  # a worker did die
     assert not result.shard_errors and store.done().all()
     assert_same_arrays(ref, out)
+
+
+# -- clusters ------------------------------------------------------------------------------------------------------
+def test_gpu_cluster_pins_one_gpu_per_worker() -> None:
+    """The GPU layout, started on this CPU machine with made-up ids: one single-threaded worker process per id,
+    CUDA_VISIBLE_DEVICES set to it, resource GPU=1 (a task asking for it is scheduled)."""
+    from distributed import Client
+
+    with ge.local_cluster(None, ["0", "1"], ":0") as cluster, Client(cluster) as client:
+        client.wait_for_workers(2)
+        env = client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
+        assert sorted(env.values()) == ["0", "1"]
+        info = client.scheduler_info()["workers"].values()
+        assert all(w["resources"] == {"GPU": 1} and w["nthreads"] == 1 for w in info)
+        pinned = client.gather([client.submit(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"), resources={"GPU": 1},
+                                              pure=False) for _ in range(4)])
+        assert set(pinned) <= {"0", "1"}
+
+
+def test_existing_scheduler(mixed_lmdb: Path, tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    out = tmp_path / "sched.zarr"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        res = cli("--lmdb", str(mixed_lmdb), "--out", str(out), "--scheduler", cluster.scheduler_address,
+                  "--limit", "12", "--shard-size", "4")
+        assert len(cluster.scheduler.workers) == 1  # the cluster outlives the command
+    assert res.exit_code == 1 and "workers at" in " ".join(res.output.split())  # record 5 is bad
+    store = MaskStore.open(out)
+    assert len(store) == 12 and store.done().all() and store.status()[4] == STATUS_FAILED

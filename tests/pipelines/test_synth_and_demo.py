@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from glyphsr.data.mask_store import MaskStore
 from glyphsr.data.textzoom import TextZoomLMDB
 from glyphsr.pipelines import demo, textzoom_synth
 
@@ -37,5 +38,8 @@ def test_demo_runs_as_python_module(tmp_path: Path) -> None:
     assert (tmp_path / "d" / "samples-hard.png").stat().st_size > 1000
     assert (tmp_path / "d" / "gem-medium.png").stat().st_size > 1000 and "mean character IoU" in res.stdout
     assert "20 samples, 20 good, 0 bad, 20 with glyph ground truth" in res.stdout
+    assert (tmp_path / "d" / "masks-train.png").stat().st_size > 1000 and "mask store" in res.stdout
+    store = MaskStore.open(tmp_path / "d" / "masks.zarr")
+    assert len(store) == 20 and store.done().all() and store.meta["complete"]
     res2 = CliRunner().invoke(demo.main, ["--out", str(tmp_path / "d")])  # reuses the data
     assert res2.exit_code == 0 and "reusing" in res2.output
