@@ -37,6 +37,7 @@ VARIANTS = {
     "overlap resolution off": GEMConfig(exclusive=False),
     "midpoint cells": GEMConfig(valley_cells=False),
     "line = union (paper)": GEMConfig(line="union"),
+    "orphan adoption off": GEMConfig(orphans=False),
 }
 
 

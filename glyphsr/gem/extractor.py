@@ -55,6 +55,8 @@ class GEMConfig:
     exclusive: bool = True
     valley_cells: bool = True  # cell boundaries at the ink valley between peaks, not the midpoint
     line: str = "components"  # union (of the character masks) | components (text pixels of the touched components)
+    orphans: bool = True  # text components no mask touches go to the character whose cell holds them
+    orphan_inside: float = 0.7  # ... when at least this fraction of the component lies in that cell
 
     def __post_init__(self) -> None:
         if self.attention not in ("ctc", "stt"):
@@ -69,6 +71,8 @@ class GEMConfig:
             raise ValueError(f"max_chars must be in 1..64, got {self.max_chars}")
         if self.line not in ("union", "components"):
             raise ValueError(f"line must be 'union' or 'components', got {self.line!r}")
+        if not 0.0 < self.orphan_inside <= 1.0:
+            raise ValueError(f"orphan_inside must be in (0, 1], got {self.orphan_inside}")
         if any(s <= 0 for s in self.anchor_steps):
             raise ValueError(f"anchor steps must be positive, got {self.anchor_steps}")
 
@@ -204,6 +208,9 @@ class GlyphExtractor:
                 scores[i, k] = cd.scores[sel.chosen[k]]
             if cfg.exclusive:
                 masks = _resolve_overlaps(masks, lo[i, :n], hi[i, :n])
+            if cfg.orphans:
+                masks = _adopt_orphans(masks, alpha[i] >= cfg.classical.threshold, lo[i, :n], hi[i, :n],
+                                       cfg.orphan_inside)
             char[i, :n] = masks
             line[i, 0] = masks.any(axis=0)
             if cfg.line == "components":
@@ -228,6 +235,36 @@ def _native_alpha(img: np.ndarray, window: int, threshold: float) -> np.ndarray:
     scale = max(1, round(img.shape[0] / SIZE[0]))
     a = text_alpha(img[None], fg, levels, window * scale | 1)[0]
     return area_resize((a >= threshold).astype(np.float32)[None], SIZE)[0]
+
+
+def _adopt_orphans(masks: np.ndarray, text: np.ndarray, lo: np.ndarray, hi: np.ndarray, inside: float
+                   ) -> np.ndarray:
+    """Give each text component that no chosen mask touches to the character whose cell holds at least
+    ``inside`` of its pixels (when that character has a mask and the component lies within the rows the masks
+    span). Prompts land on one part of a glyph; the parts a hairline join no longer connects at 32x128 (the arch
+    of a serif h, the right leg of an n) or a separate dot would otherwise be lost to the character and the line."""
+    claimed = masks.any(axis=0)
+    if not claimed.any():
+        return masks
+    n_cc, lab = cv2.connectedComponents((text | claimed).astype(np.uint8), connectivity=8)
+    touched = np.zeros(n_cc, bool)
+    touched[np.unique(lab[claimed])] = True
+    touched[0] = True
+    rows = np.flatnonzero(claimed.any(axis=1))
+    top, bottom = rows[0], rows[-1]
+    has = masks.reshape(len(masks), -1).any(axis=1)
+    out = masks.copy()
+    centers = np.arange(masks.shape[2]) + 0.5
+    for c in np.flatnonzero(~touched):
+        ys, xs = np.nonzero(lab == c)
+        if ys.min() < top - 1 or ys.max() > bottom + 1:
+            continue
+        frac = ((centers[xs][None, :] >= lo[:, None]) & (centers[xs][None, :] < hi[:, None])).mean(axis=1)
+        frac = np.where(has & np.isfinite(lo), frac, 0.0)
+        k = int(np.argmax(frac))
+        if frac[k] >= inside:
+            out[k, ys, xs] = True
+    return out
 
 
 def _touched_text(claimed: np.ndarray, text: np.ndarray) -> np.ndarray:

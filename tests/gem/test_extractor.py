@@ -139,3 +139,24 @@ def _render_native(word: str) -> tuple[np.ndarray, np.ndarray]:
     alpha = np.clip(canvas.sum(0), 0, 1)[..., None]
     img = (np.array([230, 225, 210.0]) * (1 - alpha) + np.array([25, 30, 60.0]) * alpha).round().astype(np.uint8)
     return img, label_map(canvas)
+
+
+def test_orphan_components_go_to_the_character_whose_cell_holds_them() -> None:
+    from glyphsr.gem.extractor import _adopt_orphans
+
+    text = np.zeros((32, 128), bool)
+    text[8:24, 20:23] = True  # h: the stem, prompted and chosen
+    text[14:24, 25:29] = True  # h: the arch, no longer joined to the stem
+    text[8:24, 50:60] = True  # o, chosen
+    text[0:2, :] = True  # a band along the top edge: outside the rows the masks span
+    text[16:20, 70:110] = True  # a bar across two cells: under 70% in either
+    masks = np.zeros((3, 32, 128), bool)
+    masks[0, 8:24, 20:23] = True
+    masks[1, 8:24, 50:60] = True
+    lo, hi = np.array([0.0, 40.0, 90.0]), np.array([40.0, 90.0, 128.0])
+    out = _adopt_orphans(masks, text, lo, hi, 0.7)
+    assert out[0, 14:24, 25:29].all() and out[0].sum() == masks[0].sum() + 40  # the arch joined the h
+    assert (out[1] == masks[1]).all() and not out[2].any()  # the bar, the band: nobody's
+    masks[2, 20, 120] = True  # the third character has a mask now: the bar is still 50/50, stays out
+    assert not _adopt_orphans(masks, text, lo, hi, 0.7)[:, 16:20, 70:110].any()
+    assert (_adopt_orphans(np.zeros_like(masks), text, lo, hi, 0.7) == 0).all()
