@@ -246,10 +246,8 @@ def _adopt_orphans(masks: np.ndarray, text: np.ndarray, lo: np.ndarray, hi: np.n
     claimed = masks.any(axis=0)
     if not claimed.any():
         return masks
-    n_cc, lab = cv2.connectedComponents((text | claimed).astype(np.uint8), connectivity=8)
-    touched = np.zeros(n_cc, bool)
-    touched[np.unique(lab[claimed])] = True
-    touched[0] = True
+    lab, touched = _components(claimed, text)
+    touched[0] = True  # the background is nobody's orphan
     rows = np.flatnonzero(claimed.any(axis=1))
     top, bottom = rows[0], rows[-1]
     has = masks.reshape(len(masks), -1).any(axis=1)
@@ -272,11 +270,17 @@ def _touched_text(claimed: np.ndarray, text: np.ndarray) -> np.ndarray:
     holes that splits and selection leave (the other half of a glyph cut at a valley, the dot of an i)."""
     if not claimed.any():
         return claimed
+    lab, touched = _components(claimed, text)
+    touched[0] = False
+    return touched[lab] & text
+
+
+def _components(claimed: np.ndarray, text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected components of text | claimed: (label image, per label: does a claimed pixel lie in it)."""
     n_cc, lab = cv2.connectedComponents((text | claimed).astype(np.uint8), connectivity=8)
     touched = np.zeros(n_cc, bool)
     touched[np.unique(lab[claimed])] = True
-    touched[0] = False
-    return touched[lab] & text
+    return lab, touched
 
 
 def _resolve_overlaps(masks: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
