@@ -1,4 +1,2 @@
-"""The GlyphSR super-resolution network, its losses, the training loop and metrics.
-
-Not implemented yet (see the project's issues).
-"""
+"""The GlyphSR network (``sr.modeling``), its losses (``sr.losses``), and later the training loop and metrics.
+Imports ``data`` and ``recognizers`` only, never ``gem``."""

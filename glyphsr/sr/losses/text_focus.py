@@ -1,0 +1,117 @@
+"""Text focus loss L_tf (paper, equation 6): a frozen recognizer's view of SR pulled towards its view of HR.
+
+Two forms behind one call, ``loss(sr, hr, labels) -> {"tf_att": ..., "tf_rec": ...}`` (weighted terms):
+- ``STTTextFocus`` (the paper's): the Scene Text Telescope transformer, teacher-forced with the label on the gray
+  32x128 SR and HR images; L1 between their cross-attention maps (B, 16, T, 256) plus the weighted cross-entropy
+  (WCE) of SR's predictions against the label. Needs ``pretrain_transformer.pth`` (not obtainable here; tested
+  with random weights). The WCE table is the Telescope's inverted confusion matrix (37 x 37); without it every
+  weight is 1 and WCE is plain cross-entropy.
+- ``CRNNTextFocus`` (the offline default): EasyOCR's pretrained english_g2 CRNN, frozen; L1 between the per-step
+  class probabilities of SR and HR (B, 63, 97) plus CTC of SR against the label (characters outside the CRNN's
+  charset dropped from the target).
+Default weights are the Telescope code's: 10 for the attention/probability L1, 0.0005 for the recognition term.
+The recognizer's parameters never train; gradients reach SR through its input.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glyphsr.recognizers.easyocr_crnn import CHARSET, load_easyocr_crnn
+from glyphsr.recognizers.stt import STT_CHARSET, STTTransformer, encode_labels, load_stt
+from glyphsr.sr.modeling.tpg import crnn_input
+
+_CRNN_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
+
+
+def _freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    return x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114
+
+
+def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, table: torch.Tensor | None) -> torch.Tensor:
+    """STT's WCE over N predictions: logits (N, D), target (N,) -> mean of
+    -log(W[y, y] e^{z_y} / sum_j W[y, j] e^{z_j}); W = 1 everywhere gives cross-entropy."""
+    if table is None:
+        return F.cross_entropy(logits, target)
+    logw = torch.log(table.to(logits.dtype))[target]  # (N, D)
+    z = logits + logw
+    return (torch.logsumexp(z, dim=1) - z.gather(1, target[:, None])[:, 0]).mean()
+
+
+class CRNNTextFocus(nn.Module):
+    def __init__(self, weights: str | None = None, w_att: float = 10.0, w_rec: float = 0.0005,
+                 model: nn.Module | None = None):
+        super().__init__()
+        self.recognizer = _freeze(model if model is not None else load_easyocr_crnn(weights))
+        self.w_att, self.w_rec = w_att, w_rec
+
+    def train(self, mode: bool = True) -> CRNNTextFocus:
+        super().train(mode)
+        self.recognizer.eval()  # frozen: BN statistics stay the pretrained ones
+        return self
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor, labels: list[str]) -> dict[str, torch.Tensor]:
+        logits = self.recognizer(crnn_input(sr[:, :3]))  # (B, T, D)
+        with torch.no_grad():
+            target_p = self.recognizer(crnn_input(hr[:, :3])).softmax(-1)
+        att = F.l1_loss(logits.softmax(-1), target_p)
+        seqs = [[_CRNN_INDEX[c] for c in label if c in _CRNN_INDEX] for label in labels]
+        t = logits.shape[1]
+        targets = torch.tensor([i for s in seqs for i in s], dtype=torch.long)
+        ctc = F.ctc_loss(logits.float().log_softmax(-1).permute(1, 0, 2), targets,
+                         torch.full((len(seqs),), t, dtype=torch.long), torch.tensor([len(s) for s in seqs]),
+                         blank=0, reduction="mean", zero_infinity=True)
+        return {"tf_att": self.w_att * att, "tf_rec": self.w_rec * ctc}
+
+
+class STTTextFocus(nn.Module):
+    def __init__(self, checkpoint: str | None = None, w_att: float = 10.0, w_rec: float = 0.0005,
+                 wce_table: torch.Tensor | None = None, model: STTTransformer | None = None):
+        super().__init__()
+        if model is None:
+            if checkpoint is None:
+                raise ValueError("the paper's text focus loss needs the STT checkpoint (pretrain_transformer.pth)")
+            model = load_stt(checkpoint)
+        self.model = _freeze(model)
+        self.w_att, self.w_rec = w_att, w_rec
+        n = len(STT_CHARSET)
+        if wce_table is not None and tuple(wce_table.shape) != (n, n):
+            raise ValueError(f"WCE table must be {n}x{n}, got {tuple(wce_table.shape)}")
+        self.register_buffer("wce_table", wce_table, persistent=False)
+
+    def train(self, mode: bool = True) -> STTTextFocus:
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor, labels: list[str]) -> dict[str, torch.Tensor]:
+        tokens, targets = encode_labels(labels)
+        tokens = tokens.to(sr.device)
+        g_sr = F.interpolate(_gray(sr), size=(32, 128), mode="bilinear", align_corners=False)
+        g_hr = F.interpolate(_gray(hr), size=(32, 128), mode="bilinear", align_corners=False)
+        logits, attn = self.model(g_sr, tokens)  # (B, T, 37), (B, 16, T, 256)
+        with torch.no_grad():
+            _, attn_hr = self.model(g_hr, tokens)
+        # step t predicts character t, and after the last character the end symbol '-' (index 0)
+        b, t = tokens.shape
+        tgt = torch.full((b, t), -1, dtype=torch.long)
+        for i, s in enumerate(targets):
+            tgt[i, :len(s)] = torch.tensor(s, dtype=torch.long) if s else tgt[i, :0]
+            if len(s) < t:
+                tgt[i, len(s)] = 0
+        valid = (tgt >= 0).to(sr.device)
+        step_valid = valid[:, None, :, None].to(attn.dtype)  # attention of steps that stand for something
+        count = (step_valid.sum() * attn.shape[1] * attn.shape[-1]).clamp_min(1)  # valid steps x heads x 256
+        att = (torch.abs(attn - attn_hr) * step_valid).sum() / count
+        tgt = tgt.to(sr.device)
+        rec = weighted_cross_entropy(logits[valid], tgt[valid], self.wce_table) if valid.any() else logits.sum() * 0
+        return {"tf_att": self.w_att * att, "tf_rec": self.w_rec * rec}

