@@ -88,8 +88,8 @@ def main(out: str, n_train: int, n_test: int, seed: int, workers: int | None, ov
         sys.exit(rc)
     png = store_sheet(store, root / "masks-train.png")
     report.print(f"mask store: {store}\n  picture (HR | characters over HR | line mask): {png}\n"
-                 f"  look at it: napari {store}  (needs napari and napari-ome-zarr, Python >= 3.12), or in Python:\n"
-                 f"  zarr.open_group('{store}')['char'][0]  -> uint8 (15, 32, 128)", soft_wrap=True)
+                 f"  look at it: napari --plugin napari-ome-zarr {store}  (napari-ome-zarr needs Python >= 3.12),\n"
+                 f"  or in Python: zarr.open_group('{store}')['char'][0]  -> uint8 (15, 32, 128)", soft_wrap=True)
     sys.exit(1 if bad else 0)
 
 
