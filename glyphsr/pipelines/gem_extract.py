@@ -400,8 +400,16 @@ def _run_on_cluster(store: MaskStore, lmdb: str, cfg: dict, native: bool, schedu
 
     cluster = None
     if scheduler:
-        client = Client(scheduler)
+        import dask
+
+        try:
+            client = Client(scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect"))
+        except (OSError, TimeoutError) as exc:
+            raise BadInput(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
         info = client.scheduler_info()["workers"]
+        if not info:
+            client.close()
+            raise BadInput(f"the Dask scheduler at {scheduler} has no workers")
         resources = {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in info.values()) else None
         where, threads = f"{len(info)} workers at {scheduler}", 1
     else:
@@ -516,8 +524,14 @@ def main(lmdb_path: str, out: str, shard_size: int, limit: int | None, workers: 
     else:
         console.print(f"GEM: attention {attention}, segmenter {seg}; {n:,} images in {total_shards} shards of "
                       f"{shard_size}; {pending} to run", soft_wrap=True)
-        result = _run_on_cluster(store, str(Path(lmdb_path).resolve()), cfg, coverage == "native", scheduler,
-                                 workers, gpu_list, dashboard, retries)
+        try:
+            result = _run_on_cluster(store, str(Path(lmdb_path).resolve()), cfg, coverage == "native", scheduler,
+                                     workers, gpu_list, dashboard, retries)
+        except KeyboardInterrupt:
+            done = int(store.done().sum())
+            console.print(f"\n[yellow]interrupted[/]: {done} of {total_shards} shards are complete in {out}; rerun "
+                          "the same command to finish the rest", soft_wrap=True)
+            sys.exit(130)
     total = finish_store(store, result)
     report.print(_summary_table(result, total))
     if result.failed_records:

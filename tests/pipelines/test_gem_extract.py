@@ -264,3 +264,21 @@ def test_existing_scheduler(mixed_lmdb: Path, tmp_path: Path) -> None:
     assert res.exit_code == 1 and "workers at" in " ".join(res.output.split())  # record 5 is bad
     store = MaskStore.open(out)
     assert len(store) == 12 and store.done().all() and store.status()[4] == STATUS_FAILED
+
+
+def test_unreachable_scheduler_is_a_clear_error(mixed_lmdb: Path, tmp_path: Path) -> None:
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        res = cli("--lmdb", str(mixed_lmdb), "--out", str(tmp_path / "u.zarr"), "--scheduler", "tcp://127.0.0.1:9")
+    assert res.exit_code == 2 and "cannot connect to the Dask scheduler at tcp://127.0.0.1:9" in res.output
+
+
+def test_ctrl_c_says_how_to_resume(mixed_lmdb: Path, tmp_path: Path, monkeypatch) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ge, "_run_on_cluster", interrupted)
+    res = cli("--lmdb", str(mixed_lmdb), "--out", str(tmp_path / "i.zarr"), "--shard-size", "8")
+    assert res.exit_code == 130 and "0 of 5 shards are complete" in res.output and "rerun" in res.output
+    assert MaskStore.open(tmp_path / "i.zarr").meta["complete"] is False
