@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,6 +19,8 @@ from glyphsr.sr.losses import (
     class_targets,
     glyph_targets,
     hog,
+    load_wce_table,
+    wce_table_from_confusion,
     weighted_cross_entropy,
 )
 from glyphsr.sr.modeling import SRConfig, build_model
@@ -96,3 +102,40 @@ def test_total_loss_terms_follow_the_variant() -> None:
     assert set(base) == {"pix", "tf_att", "tf_rec", "hog", "total"}
     with pytest.raises(ValueError, match="text_focus"):
         GlyphSRLoss(LossConfig(text_focus="ctc"))
+
+
+def _telescope_reference(data: np.ndarray) -> torch.Tensor:
+    """The Scene Text Telescope's load_confuse_matrix, loops and all, as the reference."""
+    std = "-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    r = np.concatenate((np.ones((1, 62)), data[:10], data[36:], data[10:36]), axis=0)
+    r = np.concatenate((np.ones((63, 1)), r), axis=1)
+    with np.errstate(divide="ignore"):
+        r = 1 / r
+    r[r == np.inf] = 1
+    for i in range(63):
+        for j in range(63):
+            if i != j and std[j] in "abcdefghijklmnopqrstuvwxyz":
+                r[i][j] = max(r[i][j], r[i][j + 26])
+    return torch.tensor(r[:37, :37], dtype=torch.float32)
+
+
+def test_wce_table_from_the_telescopes_confusion_matrix(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    data = rng.uniform(0.2, 3.5, (62, 62))
+    data[rng.random((62, 62)) < 0.1] = 0.0  # zeros become weight 1
+    np.fill_diagonal(data, 0.0)
+    path = tmp_path / "confuse.pkl"
+    with path.open("wb") as f:
+        pickle.dump(data, f)
+    table = load_wce_table(path)
+    assert table.shape == (37, 37)
+    torch.testing.assert_close(table, _telescope_reference(data))
+    assert torch.equal(wce_table_from_confusion(data), table)
+    with pytest.raises(ValueError, match="62 x 62"):
+        wce_table_from_confusion(np.ones((10, 10)))
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")  # a pickle that would run a shell command
+    with pytest.raises(ValueError, match="refusing to load os.system"):
+        load_wce_table(evil)
+    with pytest.raises(FileNotFoundError):
+        load_wce_table(tmp_path / "missing.pkl")

@@ -17,11 +17,17 @@ from torch import nn
 
 from glyphsr.sr.losses.glyph import GlyphLoss, class_targets, glyph_targets
 from glyphsr.sr.losses.hog import HOGLoss, hog
-from glyphsr.sr.losses.text_focus import CRNNTextFocus, STTTextFocus, weighted_cross_entropy
+from glyphsr.sr.losses.text_focus import (
+    CRNNTextFocus,
+    STTTextFocus,
+    load_wce_table,
+    wce_table_from_confusion,
+    weighted_cross_entropy,
+)
 from glyphsr.sr.modeling.glyphsr import SROutput
 
 __all__ = ["CRNNTextFocus", "GlyphLoss", "GlyphSRLoss", "HOGLoss", "LossConfig", "STTTextFocus", "class_targets",
-           "glyph_targets", "hog", "weighted_cross_entropy"]
+           "glyph_targets", "hog", "load_wce_table", "wce_table_from_confusion", "weighted_cross_entropy"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class LossConfig:
     w_glyph: float = 1.0
     text_focus: str = "crnn"  # crnn (offline) | stt (the paper's; needs stt_checkpoint) | none
     stt_checkpoint: str | None = None
+    wce_confusion: str | None = None  # the Telescope's confuse.pkl for the WCE weights (stt); None: plain CE
     crnn_weights: str | None = None
     max_chars: int = 15
 
@@ -43,7 +50,8 @@ class GlyphSRLoss(nn.Module):
         if text_focus is None and config.text_focus == "crnn":
             text_focus = CRNNTextFocus(config.crnn_weights)
         elif text_focus is None and config.text_focus == "stt":
-            text_focus = STTTextFocus(config.stt_checkpoint)
+            table = load_wce_table(config.wce_confusion) if config.wce_confusion else None
+            text_focus = STTTextFocus(config.stt_checkpoint, wce_table=table)
         elif text_focus is None and config.text_focus != "none":
             raise ValueError(f"text_focus must be crnn, stt or none, got {config.text_focus!r}")
         self.text_focus = text_focus

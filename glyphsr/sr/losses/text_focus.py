@@ -4,8 +4,9 @@ Two forms behind one call, ``loss(sr, hr, labels) -> {"tf_att": ..., "tf_rec": .
 - ``STTTextFocus`` (the paper's): the Scene Text Telescope transformer, teacher-forced with the label on the gray
   32x128 SR and HR images; L1 between their cross-attention maps (B, 16, T, 256) plus the weighted cross-entropy
   (WCE) of SR's predictions against the label. Needs ``pretrain_transformer.pth`` (not obtainable here; tested
-  with random weights). The WCE table is the Telescope's inverted confusion matrix (37 x 37); without it every
-  weight is 1 and WCE is plain cross-entropy.
+  with random weights). The WCE table is the Telescope's inverted confusion matrix (37 x 37), built from its
+  ``confuse.pkl`` by :func:`load_wce_table` exactly as the Telescope code builds it; without it every weight is 1
+  and WCE is plain cross-entropy.
 - ``CRNNTextFocus`` (the offline default): EasyOCR's pretrained english_g2 CRNN, frozen; L1 between the per-step
   class probabilities of SR and HR (B, 63, 97) plus CTC of SR against the label (characters outside the CRNN's
   charset dropped from the target).
@@ -15,6 +16,11 @@ The recognizer's parameters never train; gradients reach SR through its input.
 
 from __future__ import annotations
 
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +41,56 @@ def _freeze(model: nn.Module) -> nn.Module:
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
     return x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114
+
+
+_TELESCOPE_ORDER = "-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def wce_table_from_confusion(data: np.ndarray) -> torch.Tensor:
+    """The Scene Text Telescope's WCE table from its 62 x 62 confusion matrix (rows and columns in the order
+    ``0-9A-Za-z``), as its ``load_confuse_matrix`` builds it: rows reordered to end, digits, lower, upper (the
+    columns keep the file's order behind a prepended end column: the original reorders rows only), an end row and
+    column of ones, the reciprocal (1 / 0 -> 1), each lowercase column off the diagonal raised to the maximum of
+    itself and the column 26 places on, then the top-left 37 x 37 (end, digits, a-z)."""
+    data = np.asarray(data, dtype=np.float64)
+    if data.shape != (62, 62):
+        raise ValueError(f"the Telescope's confusion matrix is 62 x 62, got {data.shape}")
+    rows = np.concatenate([np.ones((1, 62)), data[:10], data[36:], data[10:36]], axis=0)  # (63, 62)
+    m = np.concatenate([np.ones((63, 1)), rows], axis=1)  # (63, 63)
+    with np.errstate(divide="ignore"):
+        m = 1.0 / m
+    m[np.isinf(m)] = 1.0
+    lower = np.array([c.islower() for c in _TELESCOPE_ORDER])
+    cols = np.flatnonzero(lower)  # 11..36
+    raised = np.maximum(m[:, cols], m[:, cols + 26])
+    off_diag = np.arange(63)[:, None] != cols[None, :]
+    m[:, cols] = np.where(off_diag, raised, m[:, cols])
+    return torch.tensor(m[:37, :37], dtype=torch.float32)
+
+
+class _NumpyOnly(pickle.Unpickler):
+    """Unpickle numpy arrays and nothing else (``confuse.pkl`` is a pickle: never run what a file says)."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays are expected)")
+        return super().find_class(module, name)
+
+
+def load_wce_table(path: str | os.PathLike) -> torch.Tensor:
+    """The WCE table (37 x 37) from the Telescope's ``confuse.pkl``."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"confusion matrix not found: {p}")
+    try:
+        with p.open("rb") as f:
+            data = _NumpyOnly(f).load()
+    except Exception as exc:
+        raise ValueError(f"cannot read {p} as the Telescope's confuse.pkl: {exc}") from None
+    return wce_table_from_confusion(data)
 
 
 def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, table: torch.Tensor | None) -> torch.Tensor:
