@@ -73,6 +73,7 @@ class ShardJob:
 
 
 _EXTRACTOR: dict[str, object] = {}  # per worker process: config key -> GlyphExtractor
+_BUILDS = [0]  # extractors built in this process (a worker builds one per configuration, tasks reuse it)
 
 
 def worker_extractor(config: dict, threads: int):
@@ -90,6 +91,7 @@ def worker_extractor(config: dict, threads: int):
             cfg["device"] = "cuda" if torch.cuda.is_available() else "cpu"
         _EXTRACTOR.clear()
         ex = _EXTRACTOR[key] = GlyphExtractor(GEMConfig.from_dict(cfg))
+        _BUILDS[0] += 1
     return ex
 
 

@@ -231,6 +231,8 @@ def test_killed_worker_is_retried_and_the_store_completes(extracted, mixed_lmdb:
     with ge.local_cluster(2, [], ":0") as cluster, Client(cluster) as client:
         result = ge.run_job(client, store, str(mixed_lmdb), meta["config"],
                             task=functools.partial(_die_once, str(marker)))
+        builds = client.run(lambda: ge._BUILDS[0])  # 5 tasks, each worker process built its extractor once
+    assert set(builds.values()) <= {0, 1} and sum(builds.values()) >= 1
     assert marker.exists()  # a worker did die
     assert not result.shard_errors and store.done().all()
     assert_same_arrays(ref, out)
