@@ -284,3 +284,42 @@ def test_ctrl_c_says_how_to_resume(mixed_lmdb: Path, tmp_path: Path, monkeypatch
     res = cli("--lmdb", str(mixed_lmdb), "--out", str(tmp_path / "i.zarr"), "--shard-size", "8")
     assert res.exit_code == 130 and "0 of 5 shards are complete" in res.output and "rerun" in res.output
     assert MaskStore.open(tmp_path / "i.zarr").meta["complete"] is False
+
+
+def test_stt_attention_runs_through_the_job(mixed_lmdb: Path, tmp_path: Path) -> None:
+    """The paper's attention wired end to end (random STT weights: the masks mean nothing, the plumbing does)."""
+    import torch
+    from distributed import LocalCluster
+
+    from glyphsr.recognizers.stt import STTTransformer
+
+    ckpt = tmp_path / "pretrain_transformer.pth"
+    torch.save({"module." + k: v for k, v in STTTransformer().state_dict().items()}, ckpt)
+    out = tmp_path / "stt.zarr"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        res = cli("--lmdb", str(mixed_lmdb), "--out", str(out), "--scheduler", cluster.scheduler_address,
+                  "--attention", "stt", "--stt-checkpoint", str(ckpt), "--limit", "8", "--shard-size", "4")
+    assert res.exit_code == 1, res.output  # record 5 is bad
+    store = MaskStore.open(out)
+    assert store.meta["attention"] == "stt" and store.meta["config"]["stt_checkpoint"] == str(ckpt.resolve())
+    assert store.done().all() and store.status()[4] == STATUS_FAILED and (store.status() > 0).all()
+
+
+@pytest.mark.slow  # a real ViT-B encoder pass on the CPU: about half a minute
+def test_sam_runs_through_the_job_when_a_checkpoint_is_given(mixed_lmdb: Path, tmp_path: Path, monkeypatch) -> None:
+    """--segmenter auto picks SAM from GLYPHSR_SAM_CHECKPOINT (random vit_b weights: the plumbing, not the masks)."""
+    import torch
+    from distributed import LocalCluster
+    from segment_anything import sam_model_registry
+
+    ckpt = tmp_path / "sam_vit_b.pth"
+    torch.save(sam_model_registry["vit_b"](checkpoint=None).state_dict(), ckpt)
+    monkeypatch.setenv("GLYPHSR_SAM_CHECKPOINT", str(ckpt))
+    out = tmp_path / "sam.zarr"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        res = cli("--lmdb", str(mixed_lmdb), "--out", str(out), "--scheduler", cluster.scheduler_address,
+                  "--sam-model", "vit_b", "--limit", "1", "--shard-size", "1")
+    assert res.exit_code == 0, res.output
+    store = MaskStore.open(out)
+    assert store.meta["segmenter"] == "sam" and store.meta["config"]["sam_model"] == "vit_b"
+    assert store.done().all() and (store.status() > 0).all()
