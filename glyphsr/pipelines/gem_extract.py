@@ -342,35 +342,13 @@ class BadInput(click.ClickException):
 
 
 def check_checkpoint(path: str, what: str, build) -> None:
-    """Fail early, with the file named, when a checkpoint is missing, unreadable or made for another model:
-    its tensors are memory-mapped (not read) and compared with the model built on the meta device."""
-    import torch
+    """Fail before any cluster starts when a checkpoint is missing, unreadable or made for another model."""
+    from glyphsr.recognizers.checkpoints import verify_weights
 
-    from glyphsr.recognizers.checkpoints import strip_prefix
-
-    p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"{what} checkpoint not found: {p}")
-    state = None
-    for mmap in (True, False):  # legacy (non-zip) files cannot be memory-mapped: read them
-        try:
-            state = torch.load(p, map_location="cpu", weights_only=True, mmap=mmap)
-            break
-        except Exception as exc:
-            if not (mmap and "mmap" in str(exc)):
-                raise BadInput(f"cannot read {what} checkpoint {p}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(state, dict):
-        raise BadInput(f"{p} holds a {type(state).__name__}, not a state dict of {what}")
-    with torch.device("meta"):
-        model = build()
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    have = {k: tuple(v.shape) for k, v in strip_prefix(state).items() if hasattr(v, "shape")}
-    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
-    wrong = sorted(k for k in set(want) & set(have) if want[k] != have[k])
-    if missing or extra or wrong:
-        parts = [f"{len(x)} {name} (e.g. {x[0]})" for name, x in
-                 (("missing keys", missing), ("unexpected keys", extra), ("shape mismatches", wrong)) if x]
-        raise BadInput(f"{p} does not fit {what}: " + ", ".join(parts))
+    try:
+        verify_weights(path, what, build)
+    except (FileNotFoundError, ValueError) as exc:
+        raise BadInput(str(exc)) from None
 
 
 def resolve_segmenter(segmenter: str, sam_checkpoint: str | None) -> str:
@@ -520,7 +498,10 @@ def main(lmdb_path: str, out: str, shard_size: int, limit: int | None, workers: 
                       soft_wrap=True)
 
     gpu_list = [] if gpus == "none" else ([g.strip() for g in gpus.split(",") if g.strip()] if gpus else None)
-    if pending == 0:
+    if n == 0:
+        console.print(f"{lmdb_path} has no records: {out} is an empty store", soft_wrap=True)
+        result = JobResult(n=0, shards_run=0)
+    elif pending == 0:
         console.print(f"{out} is complete: nothing to run (--overwrite to extract again)", soft_wrap=True)
         result = JobResult(n=n, shards_run=0)
     else:

@@ -323,3 +323,11 @@ def test_sam_runs_through_the_job_when_a_checkpoint_is_given(mixed_lmdb: Path, t
     store = MaskStore.open(out)
     assert store.meta["segmenter"] == "sam" and store.meta["config"]["sam_model"] == "vit_b"
     assert store.done().all() and (store.status() > 0).all()
+
+
+def test_empty_lmdb_gives_an_empty_store(tmp_path: Path) -> None:
+    empty = build_lmdb(tmp_path / "empty", {}, "0")
+    res = cli("--lmdb", str(empty), "--out", str(tmp_path / "e.zarr"))
+    assert res.exit_code == 0 and "has no records" in " ".join(res.output.split())
+    store = MaskStore.open(tmp_path / "e.zarr")
+    assert len(store) == 0 and store.meta["complete"] and store.meta["summary"]["images"] == 0

@@ -17,15 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _gray(x: torch.Tensor) -> torch.Tensor:
-    if x.shape[1] == 1:
-        return x
-    return x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114
+from glyphsr.sr.modeling.tpg import luma
 
 
 def hog(images: torch.Tensor, cell: int = 8, bins: int = 9, kappa: float = 4.0, eps: float = 1e-6) -> torch.Tensor:
-    g = _gray(images)
+    g = luma(images)
     sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=g.dtype, device=g.device)
     k = torch.stack([sobel, sobel.T])[:, None]  # (2, 1, 3, 3): d/dx, d/dy
     grad = F.conv2d(F.pad(g, (1, 1, 1, 1), mode="replicate"), k)

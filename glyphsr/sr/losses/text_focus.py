@@ -27,7 +27,7 @@ from torch import nn
 
 from glyphsr.recognizers.easyocr_crnn import CHARSET, load_easyocr_crnn
 from glyphsr.recognizers.stt import STT_CHARSET, STTTransformer, encode_labels, load_stt
-from glyphsr.sr.modeling.tpg import crnn_input
+from glyphsr.sr.modeling.tpg import crnn_input, luma
 
 _CRNN_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
 
@@ -37,10 +37,6 @@ def _freeze(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
-
-
-def _gray(x: torch.Tensor) -> torch.Tensor:
-    return x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114
 
 
 _TELESCOPE_ORDER = "-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -152,16 +148,16 @@ class STTTextFocus(nn.Module):
     def forward(self, sr: torch.Tensor, hr: torch.Tensor, labels: list[str]) -> dict[str, torch.Tensor]:
         tokens, targets = encode_labels(labels)
         tokens = tokens.to(sr.device)
-        g_sr = F.interpolate(_gray(sr), size=(32, 128), mode="bilinear", align_corners=False)
-        g_hr = F.interpolate(_gray(hr), size=(32, 128), mode="bilinear", align_corners=False)
+        g_sr = F.interpolate(luma(sr), size=(32, 128), mode="bilinear", align_corners=False)
+        g_hr = F.interpolate(luma(hr), size=(32, 128), mode="bilinear", align_corners=False)
         logits, attn = self.model(g_sr, tokens)  # (B, T, 37), (B, 16, T, 256)
         with torch.no_grad():
             _, attn_hr = self.model(g_hr, tokens)
         # step t predicts character t, and after the last character the end symbol '-' (index 0)
         b, t = tokens.shape
         tgt = torch.full((b, t), -1, dtype=torch.long)
-        for i, s in enumerate(targets):
-            tgt[i, :len(s)] = torch.tensor(s, dtype=torch.long) if s else tgt[i, :0]
+        for i, s in enumerate(targets):  # characters outside the charset stay -1: not supervised
+            tgt[i, :len(s)] = torch.tensor(s, dtype=torch.long)
             if len(s) < t:
                 tgt[i, len(s)] = 0
         valid = (tgt >= 0).to(sr.device)

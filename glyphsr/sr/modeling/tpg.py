@@ -19,9 +19,16 @@ from glyphsr.recognizers.parseq import NUM_CLASSES as PARSEQ_CLASSES
 from glyphsr.recognizers.parseq import PARSeq, load_parseq
 
 
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma of RGB(M) (B, C, H, W) -> (B, 1, H, W); a 1-channel input is returned as it is."""
+    if images.shape[1] == 1:
+        return images
+    return images[:, 0:1] * 0.299 + images[:, 1:2] * 0.587 + images[:, 2:3] * 0.114
+
+
 def crnn_input(images: torch.Tensor) -> torch.Tensor:
     """RGB(M) (B, C, H, W) in [0, 1] -> EasyOCR's input (B, 1, 64, 4 W * 64 / (4 H)) in [-1, 1]."""
-    gray = images[:, 0:1] * 0.299 + images[:, 1:2] * 0.587 + images[:, 2:3] * 0.114
+    gray = luma(images)
     h, w = gray.shape[-2:]
     gray = F.interpolate(gray, size=(INPUT_HEIGHT, round(w * INPUT_HEIGHT / h)), mode="bicubic", align_corners=False)
     return (gray.clamp(0, 1) - 0.5) / 0.5
