@@ -33,9 +33,23 @@ _CRNN_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
 
 
 def _freeze(model: nn.Module) -> nn.Module:
-    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    return frozen_mode(model)
+
+
+def frozen_mode(model: nn.Module) -> nn.Module:
+    """Put a frozen recognizer in the mode it is used in: eval (BatchNorm keeps its pretrained statistics,
+    dropout is off), except its recurrent layers, which go to training mode: cuDNN refuses to differentiate an
+    RNN in eval mode ("cudnn RNN backward can only be called in training mode"), and gradients must reach SR
+    through the recognizer. A recurrent layer with dropout would then drop units, so one is refused."""
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.RNNBase):
+            if m.dropout:
+                raise ValueError(f"frozen recognizer has a recurrent layer with dropout {m.dropout}: training mode "
+                                 "(needed for cuDNN's backward) would change its outputs")
+            m.train()
     return model
 
 
@@ -108,7 +122,7 @@ class CRNNTextFocus(nn.Module):
 
     def train(self, mode: bool = True) -> CRNNTextFocus:
         super().train(mode)
-        self.recognizer.eval()  # frozen: BN statistics stay the pretrained ones
+        frozen_mode(self.recognizer)  # BN statistics stay the pretrained ones; LSTMs differentiable by cuDNN
         return self
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor, labels: list[str]) -> dict[str, torch.Tensor]:
@@ -142,7 +156,7 @@ class STTTextFocus(nn.Module):
 
     def train(self, mode: bool = True) -> STTTextFocus:
         super().train(mode)
-        self.model.eval()
+        frozen_mode(self.model)
         return self
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor, labels: list[str]) -> dict[str, torch.Tensor]:
