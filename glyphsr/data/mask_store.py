@@ -35,6 +35,7 @@ writes ``done`` and the attributes (reasons first, then ``done[s] = 1``), so a s
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 import shutil
@@ -45,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from glyphsr.data.labels import MAX_CHARS
+from glyphsr.data.textzoom import TextZoomLMDB
 
 MASK_SIZE = (32, 128)
 LEVEL1_SIZE = (16, 64)
@@ -54,9 +56,13 @@ SCHEMA_VERSION = 1
 NAMESPACE = "glyphsr"
 AXES = ("t", "c", "y", "x")
 
-__all__ = ["MASK_SIZE", "MAX_CHARS", "STATUS_FAILED", "STATUS_NAMES", "STATUS_NO_GLYPH", "STATUS_OK",
-           "STATUS_PENDING", "MaskStore", "StoreError", "create_store", "is_mask_store", "label_levels",
-           "n_shards", "write_shard"]
+#: GEM configuration keys that change where and how fast the masks are computed, not the masks: no part of a
+#: store's identity, so a job may resume, and a trainer read the store, on another machine or device.
+RUNTIME_KEYS = ("device", "batch_size")
+
+__all__ = ["MASK_SIZE", "MAX_CHARS", "RUNTIME_KEYS", "STATUS_FAILED", "STATUS_NAMES", "STATUS_NO_GLYPH", "STATUS_OK",
+           "STATUS_PENDING", "MaskStore", "StoreError", "check_store_source", "create_store", "identity",
+           "identity_mismatch", "is_mask_store", "label_levels", "n_shards", "write_shard"]
 
 
 class StoreError(Exception):
@@ -258,3 +264,61 @@ class MaskStore:
     def read(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """Samples ``start:stop`` of char, line, status and scores."""
         return {k: self.root[k][start:stop] for k in ("char", "line", "status", "scores")}
+
+
+# -- provenance ----------------------------------------------------------------------------------------------------
+def identity(meta: dict) -> dict:
+    """What makes two stores the same from the ``glyphsr`` attributes ``meta``: schema, the source LMDB's
+    fingerprint, the sample count, shard size, GEM configuration (less :data:`RUNTIME_KEYS`) and coverage mode."""
+    src = meta.get("source", {})
+    cfg = meta.get("config")
+    return {"schema_version": meta.get("schema_version"), "fingerprint": src.get("fingerprint"),
+            "count": src.get("count"), "shard_size": meta.get("shard_size"),
+            "config": None if cfg is None else {k: v for k, v in cfg.items() if k not in RUNTIME_KEYS},
+            "native_coverage": meta.get("native_coverage")}
+
+
+_WHAT = {"fingerprint": "the LMDB's contents", "count": "the sample count", "shard_size": "the shard size",
+         "config": "the GEM configuration", "schema_version": "the schema", "native_coverage": "the coverage mode"}
+
+
+def identity_mismatch(store: dict, expected: dict) -> str:
+    """Which parts of two identities differ, in words, the store's values named (empty when none differ).
+    Only the keys of ``expected`` are compared."""
+    parts = []
+    for k in expected:
+        old, new = store.get(k), expected[k]
+        if old == new:
+            continue
+        if k == "config":
+            keys = sorted(c for c in set(old or {}) | set(new or {}) if (old or {}).get(c) != (new or {}).get(c))
+            parts.append(f"{_WHAT[k]} (keys: {', '.join(keys)})")
+        elif k == "shard_size":
+            parts.append(f"{_WHAT[k]} (store: --shard-size {old})")
+        elif k == "fingerprint":
+            parts.append(f"{_WHAT[k]} (fingerprints: store {str(old)[:12]}, LMDB {str(new)[:12]})")
+        else:
+            parts.append(f"{_WHAT[k]} (store: {old}, expected: {new})")
+    return ", ".join(parts)
+
+
+def check_store_source(store: MaskStore, lmdb: str | os.PathLike | TextZoomLMDB, *, count: int | None = None,
+                       config: dict | None = None, fingerprint: str | None = None) -> None:
+    """Raise :class:`StoreError` unless ``store`` holds the masks of ``lmdb``: made from the same contents
+    (fingerprint), over ``count`` samples (default: every record of ``lmdb``) and, when ``config`` is given, with
+    that GEM configuration (``GEMConfig.to_dict()``; :data:`RUNTIME_KEYS` ignored). The message names what
+    differs and what to do. ``fingerprint``: the LMDB's, when the caller has it already (hashing reads it all)."""
+    ds = lmdb if isinstance(lmdb, TextZoomLMDB) else TextZoomLMDB(lmdb)
+    try:
+        expected = {"fingerprint": fingerprint or ds.fingerprint(), "count": len(ds) if count is None else count}
+    finally:
+        if ds is not lmdb:
+            ds.close()
+    if config is not None:
+        expected["config"] = identity({"config": json.loads(json.dumps(config))})["config"]
+    diff = identity_mismatch(identity(store.meta), expected)
+    if diff:
+        made_from = store.meta.get("source", {}).get("path", "another LMDB")
+        raise StoreError(f"{store.path} does not belong to {ds.path}: {diff} differ (the store was made from "
+                         f"{made_from}). Give the mask store gem-extract made from this LMDB, or make one: "
+                         f"gem-extract --lmdb {ds.path} --out STORE.zarr")

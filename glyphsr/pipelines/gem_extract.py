@@ -43,6 +43,8 @@ from glyphsr.data.mask_store import (
     MaskStore,
     StoreError,
     create_store,
+    identity,
+    identity_mismatch,
     is_mask_store,
     n_shards,
     write_shard,
@@ -52,9 +54,6 @@ from glyphsr.pipelines._cli import console, fail, report
 
 #: Default samples per task and per store shard; chosen from bench/bench_gem_extract.py (docs/benchmarks.md).
 DEFAULT_SHARD = 256
-#: Configuration keys that do not change the masks (where and how fast they are computed): not part of the
-#: resume identity, so a job may resume on another machine or device.
-_RUNTIME_KEYS = ("device", "batch_size")
 
 
 # -- the task ----------------------------------------------------------------------------------------------------
@@ -159,30 +158,6 @@ def build_meta(ds: TextZoomLMDB, n: int, config, native: bool = True) -> dict:
             "code_version": code_version()}
 
 
-def identity(meta: dict) -> dict:
-    """What must match for a store to be resumed."""
-    cfg = {k: v for k, v in meta["config"].items() if k not in _RUNTIME_KEYS}
-    src = meta["source"]
-    return {"schema_version": meta.get("schema_version"), "fingerprint": src.get("fingerprint"),
-            "count": src.get("count"), "shard_size": meta.get("shard_size"), "config": cfg,
-            "native_coverage": meta.get("native_coverage")}
-
-
-def _describe_mismatch(old: dict, new: dict) -> str:
-    names = {"fingerprint": "the LMDB's contents", "count": "the sample count (--limit)",
-             "shard_size": "the shard size", "config": "the GEM configuration", "schema_version": "the schema",
-             "native_coverage": "the coverage mode"}
-    diff = [names[k] for k in new if old.get(k) != new.get(k)]
-    detail = ""
-    if old.get("config") != new.get("config"):
-        keys = sorted(k for k in set(old["config"]) | set(new["config"])
-                      if old["config"].get(k) != new["config"].get(k))
-        detail = f" (config keys: {', '.join(keys)})"
-    if old.get("shard_size") != new.get("shard_size"):
-        detail += f" (store: --shard-size {old.get('shard_size')})"
-    return ", ".join(diff) + detail
-
-
 def prepare_store(out: Path, meta: dict, n: int, shard_size: int, overwrite: bool) -> MaskStore:
     """Create the store, or reopen it for resuming after checking it was made from the same input and config."""
     if out.exists():
@@ -196,11 +171,11 @@ def prepare_store(out: Path, meta: dict, n: int, shard_size: int, overwrite: boo
             shutil.rmtree(out)
         else:
             store = MaskStore.open(out, mode="r+")
-            old, new = identity(store.meta), identity({**meta, "schema_version": SCHEMA_VERSION,
-                                                       "shard_size": shard_size})
-            if old != new:
-                raise StoreError(f"{out} was made differently: {_describe_mismatch(old, new)} differ. Use "
-                                 "--overwrite to replace it, or another --out")
+            new = identity({**meta, "schema_version": SCHEMA_VERSION, "shard_size": shard_size})
+            diff = identity_mismatch(identity(store.meta), new)
+            if diff:
+                raise StoreError(f"{out} was made differently: {diff} differ. Use --overwrite to replace it, or "
+                                 "another --out")
             return store
     out.parent.mkdir(parents=True, exist_ok=True)
     create_store(out, n, shard_size, meta, max_chars=int(meta["config"].get("max_chars", 15)))

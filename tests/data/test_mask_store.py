@@ -1,5 +1,5 @@
 """The mask store: layout, OME-NGFF 0.5 metadata (validated by ome-zarr-models and read by ome-zarr), label
-levels, atomic creation and the reader's errors."""
+levels, atomic creation, the reader's errors and the check that a store belongs to an LMDB."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from glyphsr.data.mask_store import (
     n_shards,
     write_shard,
 )
+from tests.conftest import build_lmdb
 
 
 def _fill(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -120,3 +121,27 @@ def test_empty_store(tmp_path: Path) -> None:
     create_store(tmp_path / "e.zarr", 0, 8, {})
     store = MaskStore.open(tmp_path / "e.zarr")
     assert len(store) == 0 and store.done().size == 0
+
+
+def test_check_store_source_names_what_differs(good_lmdb: Path, tmp_path: Path) -> None:
+    """What sr-train asks of a store before training: same LMDB contents, every record, the GEM configuration."""
+    from glyphsr.data.mask_store import check_store_source
+    from glyphsr.data.textzoom import TextZoomLMDB
+
+    ds = TextZoomLMDB(good_lmdb)
+    cfg = {"segmenter": "classical", "tau": 0.8, "device": "cpu", "batch_size": 64}
+    source = {"path": str(good_lmdb), "num_samples": 5, "count": 5, "fingerprint": ds.fingerprint()}
+    create_store(tmp_path / "m.zarr", 5, 4, {"source": source, "config": cfg})
+    store = MaskStore.open(tmp_path / "m.zarr")
+    check_store_source(store, good_lmdb)
+    check_store_source(store, ds, config={**cfg, "device": "cuda", "batch_size": 8})  # runtime keys do not count
+    with pytest.raises(StoreError, match=r"the GEM configuration \(keys: tau\) differ"):
+        check_store_source(store, good_lmdb, config={**cfg, "tau": 0.5})
+    with pytest.raises(StoreError, match=r"the sample count \(store: 5, expected: 3\) differ"):
+        check_store_source(store, good_lmdb, count=3)
+    other = build_lmdb(tmp_path / "other", {}, "5")
+    with pytest.raises(StoreError) as err:
+        check_store_source(store, other)
+    msg = str(err.value)
+    assert "does not belong to" in msg and "the LMDB's contents" in msg and "sample count" not in msg
+    assert f"made from {good_lmdb}" in msg and f"gem-extract --lmdb {other}" in msg
