@@ -74,3 +74,18 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def png_bytes(arr: np.ndarray) -> bytes:
     return encode(Image.fromarray(arr))
+
+
+@pytest.fixture(scope="session")
+def synth_store(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mask store gem-extract makes from ``synth_dir``'s training split (one worker process)."""
+    from click.testing import CliRunner
+
+    from glyphsr.pipelines import gem_extract
+
+    out = tmp_path_factory.mktemp("store") / "masks.zarr"
+    res = CliRunner().invoke(gem_extract.main, ["--lmdb", str(synth_dir / "train"), "--out", str(out),
+                                                "--shard-size", "16", "--workers", "1", "--dashboard", ":0"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return out

@@ -20,6 +20,7 @@ from glyphsr.sr.losses.hog import HOGLoss, hog
 from glyphsr.sr.losses.text_focus import (
     CRNNTextFocus,
     STTTextFocus,
+    encode_ctc,
     load_wce_table,
     wce_table_from_confusion,
     weighted_cross_entropy,
@@ -27,7 +28,7 @@ from glyphsr.sr.losses.text_focus import (
 from glyphsr.sr.modeling.glyphsr import SROutput
 
 __all__ = ["CRNNTextFocus", "GlyphLoss", "GlyphSRLoss", "HOGLoss", "LossConfig", "STTTextFocus", "class_targets",
-           "glyph_targets", "hog", "load_wce_table", "wce_table_from_confusion", "weighted_cross_entropy"]
+           "encode_ctc", "glyph_targets", "hog", "load_wce_table", "wce_table_from_confusion", "weighted_cross_entropy"]
 
 
 @dataclass(frozen=True)
@@ -58,19 +59,32 @@ class GlyphSRLoss(nn.Module):
         self.hog = HOGLoss()
         self.glyph = GlyphLoss()
 
-    def forward(self, out: SROutput, hr: torch.Tensor, labels: list[str], line_t: torch.Tensor | None = None,
-                char_t: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, out: SROutput, hr: torch.Tensor, labels: list[str] | None, line_t: torch.Tensor | None = None,
+                char_t: torch.Tensor | None = None, *, cls_t: torch.Tensor | None = None,
+                glyph_valid: torch.Tensor | None = None, **text_focus: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``line_t``/``char_t``: pseudo-labels at 32x128 (area-averaged here) or already at 16x64. Precomputed
+        targets may replace the labels: ``cls_t`` (B, L) class indices, and the text focus's own keywords
+        (``target_p``, ``ctc_targets`` for the CRNN form). ``glyph_valid`` (B,) bool: the samples whose
+        pseudo-labels the glyph loss may use (others, e.g. records GEM found no glyph in, are left out of it)."""
         c = self.config
         terms = {"pix": c.w_pix * F.mse_loss(out.sr, hr)}
         if self.text_focus is not None and c.w_tf:
-            terms.update({k: c.w_tf * v for k, v in self.text_focus(out.sr, hr, labels).items()})
+            terms.update({k: c.w_tf * v for k, v in self.text_focus(out.sr, hr, labels, **text_focus).items()})
         if c.w_hog:
             terms["hog"] = c.w_hog * self.hog(out.sr, hr)
         if c.w_glyph:
+            if cls_t is None and out.cls is not None:
+                cls_t = class_targets(labels, c.max_chars)
             glyph = self.glyph(out.line, out.char, out.cls,
-                               glyph_targets(line_t) if out.line is not None else None,
-                               glyph_targets(char_t) if out.char is not None else None,
-                               class_targets(labels, c.max_chars) if out.cls is not None else None)
+                               _at_lr(line_t) if out.line is not None else None,
+                               _at_lr(char_t) if out.char is not None else None,
+                               cls_t if out.cls is not None else None, valid=glyph_valid)
             terms.update({k: c.w_glyph * v for k, v in glyph.items()})
         terms["total"] = sum(terms.values())
         return terms
+
+
+def _at_lr(t: torch.Tensor | None) -> torch.Tensor | None:
+    if t is None or t.shape[-1] == 64:
+        return t if t is None else t.float()
+    return glyph_targets(t)

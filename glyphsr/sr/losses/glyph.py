@@ -37,13 +37,30 @@ class GlyphLoss(nn.Module):
         self.w = {"line": w_line, "char": w_char, "cls": w_cls}
 
     def forward(self, line: torch.Tensor | None, char: torch.Tensor | None, cls: torch.Tensor | None,
-                line_t: torch.Tensor | None, char_t: torch.Tensor | None, cls_t: torch.Tensor | None
-                ) -> dict[str, torch.Tensor]:
+                line_t: torch.Tensor | None, char_t: torch.Tensor | None, cls_t: torch.Tensor | None,
+                valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``valid`` (B,) bool: samples that count (the mean is over them; none valid gives 0 with gradients)."""
         terms: dict[str, torch.Tensor] = {}
+        w = None if valid is None else valid.to(torch.float32)
         if line is not None:
-            terms["line"] = self.w["line"] * F.mse_loss(line, line_t)
+            terms["line"] = self.w["line"] * _masked_mse(line, line_t, w)
         if char is not None:
-            terms["char"] = self.w["char"] * F.mse_loss(char, char_t)
+            terms["char"] = self.w["char"] * _masked_mse(char, char_t, w)
         if cls is not None:
-            terms["cls"] = self.w["cls"] * F.cross_entropy(cls.flatten(0, 1), cls_t.flatten().to(cls.device))
+            ce = F.cross_entropy(cls.flatten(0, 1).float(), cls_t.flatten().to(cls.device), reduction="none")
+            terms["cls"] = self.w["cls"] * _masked_mean(ce.view(cls.shape[0], -1).mean(1), w)
         return terms
+
+
+def _masked_mean(per_sample: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    if w is None:
+        return per_sample.mean()
+    w = w.to(per_sample.device)
+    return (per_sample * w).sum() / w.sum().clamp_min(1.0)
+
+
+def _masked_mse(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    if w is None:
+        return F.mse_loss(pred, target.to(pred.dtype))
+    per = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+    return _masked_mean(per, w)

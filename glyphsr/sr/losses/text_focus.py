@@ -125,18 +125,40 @@ class CRNNTextFocus(nn.Module):
         frozen_mode(self.recognizer)  # BN statistics stay the pretrained ones; LSTMs differentiable by cuDNN
         return self
 
-    def forward(self, sr: torch.Tensor, hr: torch.Tensor, labels: list[str]) -> dict[str, torch.Tensor]:
+    @torch.no_grad()
+    def hr_target(self, hr: torch.Tensor) -> torch.Tensor:
+        """The recognizer's per-step probabilities of HR (B, T, D): what SR is pulled towards. It depends on HR
+        alone, so a trainer computes it once per sample and passes it back as ``target_p``."""
+        return self.recognizer(crnn_input(hr[:, :3])).float().softmax(-1)
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor | None, labels: list[str] | None, *,
+                target_p: torch.Tensor | None = None,
+                ctc_targets: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """``target_p``: precomputed :meth:`hr_target` (else computed from ``hr``); ``ctc_targets``: precomputed
+        :func:`encode_ctc` of the labels, (B, S) padded indices and (B,) lengths (else encoded from ``labels``)."""
         logits = self.recognizer(crnn_input(sr[:, :3]))  # (B, T, D)
-        with torch.no_grad():
-            target_p = self.recognizer(crnn_input(hr[:, :3])).softmax(-1)
-        att = F.l1_loss(logits.softmax(-1), target_p)
-        seqs = [[_CRNN_INDEX[c] for c in label if c in _CRNN_INDEX] for label in labels]
-        t = logits.shape[1]
-        targets = torch.tensor([i for s in seqs for i in s], dtype=torch.long)
-        ctc = F.ctc_loss(logits.float().log_softmax(-1).permute(1, 0, 2), targets,
-                         torch.full((len(seqs),), t, dtype=torch.long), torch.tensor([len(s) for s in seqs]),
+        if target_p is None:
+            target_p = self.hr_target(hr)
+        att = F.l1_loss(logits.float().softmax(-1), target_p.float())
+        if ctc_targets is None:
+            ctc_targets = encode_ctc(labels)
+        targets, lengths = ctc_targets
+        b, t = logits.shape[:2]
+        ctc = F.ctc_loss(logits.float().log_softmax(-1).permute(1, 0, 2), targets.to(sr.device),
+                         torch.full((b,), t, dtype=torch.long, device=sr.device), lengths.to(sr.device),
                          blank=0, reduction="mean", zero_infinity=True)
         return {"tf_att": self.w_att * att, "tf_rec": self.w_rec * ctc}
+
+
+def encode_ctc(labels: list[str], width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels -> the CRNN text focus's CTC targets: (B, S) indices padded with 0 and (B,) lengths; characters
+    outside the CRNN's charset are dropped. ``width`` pads to a fixed S (at least the longest label)."""
+    seqs = [[_CRNN_INDEX[c] for c in label if c in _CRNN_INDEX] for label in labels]
+    s = max([len(q) for q in seqs] + [1, width or 0])
+    out = torch.zeros(len(seqs), s, dtype=torch.long)
+    for i, q in enumerate(seqs):
+        out[i, :len(q)] = torch.tensor(q, dtype=torch.long)
+    return out, torch.tensor([len(q) for q in seqs], dtype=torch.long)
 
 
 class STTTextFocus(nn.Module):

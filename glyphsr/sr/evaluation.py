@@ -1,0 +1,201 @@
+"""Judging super-resolution the paper's way: recognition accuracy per set, PSNR and SSIM.
+
+- Accuracy: exact match of the ``lower`` forms (lowercase alphanumerics) of the judge's reading and the label (the
+  anchors' ``str_filt(..., 'lower')``); records whose label has no alphanumeric character count like any other.
+- PSNR and SSIM per image on RGB in [0, 1], averaged over the set (independent of batch size and order). SSIM:
+  Gaussian window 11, sigma 1.5, C1 = 0.01^2, C2 = 0.03^2, zero padding of 5 ("same" size), per channel, mean over
+  channels and pixels: the window and constants of the TextZoom code's SSIM. ``legacy_psnr``/``legacy_ssim``
+  compute the TextZoom code's form instead (one value per batch, averaged over batches).
+- The rows of the paper's Table 1: bicubic, the model, HR. Bicubic and HR depend only on the data and the judge,
+  so :class:`EvalSet` computes them once and keeps them (``reference_rows``).
+
+A judge is anything with ``name`` and ``recognize(images)``: a list of RGB uint8 (H, W, 3) arrays -> strings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from glyphsr.data.labels import str_filt
+from glyphsr.sr.modeling.tpg import luma
+
+#: TextZoom's test tiers and their sizes (the weights of the paper's average).
+TEXTZOOM_TIERS = {"easy": 1619, "medium": 1411, "hard": 1343}
+
+
+def rgbm(images: torch.Tensor) -> torch.Tensor:
+    """RGB (B, 3, H, W), uint8 or float in [0, 1] -> float RGBM (B, 4, H, W) with TPGSR's mask channel:
+    1 where the luma is at most the image's mean luma, else 0."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    g = luma(x)
+    mask = (g <= g.mean(dim=(2, 3), keepdim=True)).to(x.dtype)
+    return torch.cat([x, mask], 1)
+
+
+def bicubic_up(lr: torch.Tensor, scale: int = 2) -> torch.Tensor:
+    """LR (B, C, h, w) in [0, 1] -> bicubic upsampling by ``scale``, clamped to [0, 1]."""
+    return F.interpolate(lr.float(), scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) float in [0, 1] -> uint8 (B, H, W, 3)."""
+    return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per image: (B, C, H, W) in [0, 1] -> (B,) dB; identical images give 100 dB (MSE floored at 1e-10)."""
+    mse = (a.float() - b.float()).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32, device=device) - size // 2
+    g = torch.exp(-x * x / (2 * sigma * sigma))
+    g = g / g.sum()
+    return g[:, None] @ g[None, :]
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The SSIM map (B, C, H, W) of images in [0, 1], per channel, zero padding ``size // 2``."""
+    c = a.shape[1]
+    w = _gaussian_window(size, sigma, a.device).expand(c, 1, size, size).contiguous()
+    a, b = a.float(), b.float()
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, w, padding=size // 2, groups=c)
+
+    mu_a, mu_b = blur(a), blur(b)
+    s_aa = blur(a * a) - mu_a * mu_a
+    s_bb = blur(b * b) - mu_b * mu_b
+    s_ab = blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    return ((2 * mu_a * mu_b + c1) * (2 * s_ab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (s_aa + s_bb + c2))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per image: (B, C, H, W) in [0, 1] -> (B,)."""
+    return ssim_map(a, b).flatten(1).mean(1)
+
+
+def legacy_psnr(batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """The TextZoom code's PSNR: one MSE per batch (images x 255), the PSNR of each batch, averaged over batches."""
+    vals = []
+    for a, b in batches:
+        mse = ((a.float() - b.float()) * 255).pow(2).mean()
+        vals.append(20 * math.log10(255.0 / math.sqrt(mse.item())) if mse > 0 else 100.0)
+    return float(np.mean(vals))
+
+
+def legacy_ssim(batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """The TextZoom code's SSIM: the mean of one batch's SSIM map, averaged over batches."""
+    return float(np.mean([ssim_map(a, b).mean().item() for a, b in batches]))
+
+
+def is_correct(predictions: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+    return np.array([str_filt(p, "lower") == str_filt(t, "lower") for p, t in zip(predictions, labels)], dtype=bool)
+
+
+@dataclass
+class EvalSet:
+    """One set to judge: LR (N, 3, 16, 64) and HR (N, 3, 32, 128) uint8 tensors, labels, a name."""
+
+    name: str
+    lr: torch.Tensor
+    hr: torch.Tensor
+    labels: list[str]
+    reference: dict[str, dict] = field(default_factory=dict)  # judge name -> {"bicubic": row, "hr": row}
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, n: int | None) -> EvalSet:
+        if n is None or n >= len(self):
+            return self
+        return EvalSet(self.name, self.lr[:n], self.hr[:n], self.labels[:n])
+
+
+def judge_images(judge, images: torch.Tensor, labels: Sequence[str], batch: int = 256) -> tuple[np.ndarray, list[str]]:
+    """Read (N, 3, H, W) float images in [0, 1] with the judge -> (correct (N,), readings)."""
+    readings: list[str] = []
+    for s in range(0, len(labels), batch):
+        readings += judge.recognize(list(to_uint8(images[s:s + batch])))
+    return is_correct(readings, labels), readings
+
+
+def _row(correct: np.ndarray, sr: torch.Tensor, hr: torch.Tensor, readings: list[str]) -> dict:
+    return {"n": int(len(correct)), "accuracy": float(correct.mean()) if len(correct) else float("nan"),
+            "psnr": float(psnr(sr, hr).mean()), "ssim": float(ssim(sr, hr).mean()),
+            "correct": correct, "readings": readings}
+
+
+def reference_rows(s: EvalSet, judge, batch: int = 256) -> dict[str, dict]:
+    """Bicubic and HR rows of a set for a judge (cached on the set)."""
+    if judge.name not in s.reference:
+        hr = s.hr.float() / 255
+        bic = bicubic_up(s.lr.float() / 255)
+        rows = {}
+        for name, img in (("bicubic", bic), ("hr", hr)):
+            correct, readings = judge_images(judge, img, s.labels, batch)
+            rows[name] = _row(correct, img, hr, readings)
+        s.reference[judge.name] = rows
+    return s.reference[judge.name]
+
+
+@torch.no_grad()
+def super_resolve(sr_fn: Callable[[torch.Tensor], torch.Tensor], lr_uint8: torch.Tensor, device: torch.device,
+                  batch: int = 256, autocast: bool = False) -> torch.Tensor:
+    """Run ``sr_fn`` (RGBM LR (B, 4, 16, 64) -> SR RGB(M) (B, C, 32, 128)) over uint8 LR images; returns RGB float
+    (N, 3, 32, 128) in [0, 1] on the CPU."""
+    out = []
+    for s in range(0, len(lr_uint8), batch):
+        x = rgbm(lr_uint8[s:s + batch].to(device, non_blocking=True))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            y = sr_fn(x)
+        out.append(y[:, :3].float().clamp(0, 1).cpu())
+    return torch.cat(out) if out else torch.zeros(0, 3, 32, 128)
+
+
+def evaluate(sr_fn: Callable[[torch.Tensor], torch.Tensor] | None, sets: Sequence[EvalSet], judge,
+             device: torch.device, batch: int = 256, autocast: bool = False) -> dict[str, dict[str, dict]]:
+    """{set name: {"bicubic": row, "sr": row, "hr": row}}; a row: n, accuracy, psnr, ssim, and per image
+    ``correct`` and ``readings``. ``sr_fn`` None judges the reference rows only."""
+    results = {}
+    for s in sets:
+        rows = dict(reference_rows(s, judge, batch))
+        if sr_fn is not None:
+            sr = super_resolve(sr_fn, s.lr, device, batch, autocast)
+            hr = s.hr.float() / 255
+            correct, readings = judge_images(judge, sr, s.labels, batch)
+            rows["sr"] = _row(correct, sr, hr, readings)
+        results[s.name] = rows
+    return results
+
+
+def weighted_average(results: dict[str, dict[str, dict]], row: str, key: str = "accuracy",
+                     weights: dict[str, float] | None = None) -> float:
+    """The average over sets of one row's ``key``, weighted by TextZoom's tier sizes when the sets are named
+    easy/medium/hard (the paper's average), else by the sets' own sizes."""
+    names = list(results)
+    if weights is None:
+        weights = ({n: TEXTZOOM_TIERS[n] for n in names} if set(names) <= set(TEXTZOOM_TIERS)
+                   else {n: results[n][row]["n"] for n in names})
+    total = sum(weights[n] for n in names)
+    return float(sum(results[n][row][key] * weights[n] for n in names) / total) if total else float("nan")
+
+
+def summary(results: dict[str, dict[str, dict]]) -> dict:
+    """JSON-ready numbers: per set and row accuracy, PSNR, SSIM, n; plus the weighted average accuracy per row."""
+    out: dict = {"sets": {}, "average": {}}
+    rows = sorted({r for v in results.values() for r in v})
+    for name, v in results.items():
+        out["sets"][name] = {r: {k: v[r][k] for k in ("n", "accuracy", "psnr", "ssim")} for r in v}
+    for r in rows:
+        if all(r in v for v in results.values()):
+            out["average"][r] = weighted_average(results, r)
+    return out

@@ -1,0 +1,322 @@
+"""The training loop: one process, or one rank of ``torchrun`` (DistributedDataParallel).
+
+``Trainer(config, data, out_dir, device, val_sets=..., judge=..., callback=...)``, then ``run()``. Nothing here
+prints: events go to ``callback(event: dict)`` (kinds ``start``, ``train``, ``val``, ``checkpoint``, ``skip``,
+``end``) and to ``out_dir/metrics.jsonl``; the command line renders them.
+
+- Every epoch is a permutation of the training samples drawn from a generator seeded by (seed, epoch), so a resumed
+  run sees the same batches; under DDP the global batch is ``batch x world`` and rank r takes its r-th share.
+- Learning rate: linear warm-up, then cosine to ``min_lr_ratio`` (or constant), as a function of the step; with
+  ``time_budget_s`` the progress is the larger of the step fraction and the time fraction.
+- Precision: bf16 autocast on CUDA (``auto``), fp32 elsewhere. Adam is fused on CUDA.
+- A non-finite loss skips the optimizer step (the gradients are dropped) and is counted; ``max_bad_steps`` in a
+  row stop the run with :class:`TrainingDiverged`, leaving the last good checkpoint as it was.
+- EMA (``ema`` decay): an average of the weights kept beside them, checkpointed and validated too.
+- Checkpoints: ``checkpoints/last`` every ``ckpt_every`` steps and at the end; ``checkpoints/best`` after a
+  validation that improves the weighted average accuracy (rank 0 only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from glyphsr._version import code_version
+from glyphsr.sr.checkpoint import load_state, read_resume, read_weights, write_checkpoint
+from glyphsr.sr.evaluation import EvalSet, evaluate, summary
+from glyphsr.sr.losses import GlyphSRLoss
+from glyphsr.sr.modeling import build_model
+from glyphsr.sr.train.config import RunConfig
+from glyphsr.sr.train.data import TrainTensors, add_text_focus_targets
+
+
+class TrainingDiverged(RuntimeError):
+    """Several non-finite losses in a row."""
+
+
+def dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun, (0, 1, 0) otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
+    return 0, 1, 0
+
+
+def lr_factor(cfg, step: int, total: int, steps_per_epoch: int, time_frac: float | None = None) -> float:
+    """The learning rate's multiplier at ``step``: linear warm-up, then cosine (or constant). With a time budget,
+    ``time_frac`` (training time / budget) moves the cosine on when the clock runs ahead of the steps."""
+    warm = cfg.warmup_steps if cfg.warmup_steps is not None else round(cfg.warmup_epochs * steps_per_epoch)
+    warm = min(warm, max(total - 1, 0))
+    if step < warm:
+        return (step + 1) / warm
+    if cfg.schedule == "constant":
+        return 1.0
+    p = (step - warm) / max(total - warm, 1)
+    if time_frac is not None:
+        p = max(p, time_frac)
+    p = min(max(p, 0.0), 1.0)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, data: TrainTensors, out_dir: str | os.PathLike,
+                 device: torch.device | str = "cpu", *, val_sets: Sequence[EvalSet] = (), judge=None,
+                 callback: Callable[[dict], None] | None = None, resume: bool = False,
+                 init_weights: str | os.PathLike | None = None, criterion: GlyphSRLoss | None = None):
+        self.cfg = config
+        self.tc = config.train
+        self.device = torch.device(device)
+        self.out = Path(out_dir)
+        self.rank, self.world, _ = dist_info()
+        self.callback = callback or (lambda event: None)
+        self.val_sets = list(val_sets)
+        self.judge = judge
+        torch.manual_seed(self.tc.seed)
+        self.model = build_model(config.model).to(self.device)
+        if init_weights is not None:  # continue from other weights (e.g. the shipped ones): a new run
+            state, _ = read_weights(init_weights)
+            load_state(self.model, state, str(init_weights))
+        self.crit = (criterion or GlyphSRLoss(config.loss)).to(self.device)
+        self.data = data.to(self.device)
+        add_text_focus_targets(self.data, self.crit.text_focus)
+        self.autocast = self.device.type == "cuda" and self.tc.precision in ("auto", "bf16") or \
+            self.tc.precision == "bf16"
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        kw = {"fused": True} if self.device.type == "cuda" else {}
+        self.opt = torch.optim.Adam(params, lr=self.tc.lr, betas=tuple(self.tc.betas),
+                                    weight_decay=self.tc.weight_decay, **kw)
+        self.ema = None
+        if self.tc.ema:
+            self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if self.tc.compile:
+            self.net = torch.compile(self.net)
+        n = len(self.data)
+        self.global_batch = self.tc.batch * self.world
+        if n < self.global_batch:
+            raise ValueError(f"{n} training samples cannot fill one batch of {self.tc.batch} x {self.world} "
+                             f"process(es): lower --batch")
+        self.steps_per_epoch = n // self.global_batch
+        self.total_steps = self.tc.steps or self.tc.epochs * self.steps_per_epoch
+        self.step = 0
+        self.bad_in_row = 0
+        self.skipped = 0
+        self.best: float | None = None
+        self.train_time = 0.0
+        self.history: list[dict] = []
+        if resume:
+            self._load_resume(self.out / "checkpoints" / "last")
+
+    # -- state ------------------------------------------------------------------------------------------------------
+    def _meta(self) -> dict:
+        return {"config": self.cfg.to_dict(), "step": self.step, "samples": self.step * self.global_batch,
+                "epoch": self.step / self.steps_per_epoch, "train_time_s": round(self.train_time, 2),
+                "code_version": code_version(), "best": self.best}
+
+    def _resume_state(self) -> dict:
+        return {"optimizer": self.opt.state_dict(), "step": self.step, "best": self.best,
+                "skipped": self.skipped, "train_time": self.train_time,
+                "rng_cpu": torch.get_rng_state(), "config": json.dumps(self.cfg.to_dict()),
+                "code_version": code_version()}
+
+    def _load_resume(self, path: Path) -> None:
+        state, meta = read_weights(path)
+        saved = json.loads(read_resume(path)["config"])
+        if saved["model"] != json.loads(json.dumps(self.cfg.to_dict()))["model"]:
+            raise ValueError(f"{path} was trained with another network configuration; resume with the run's own "
+                             "configuration (it is in the run folder's config.yaml)")
+        load_state(self.model, state, str(path))
+        if self.ema is not None:
+            try:
+                ema, _ = read_weights(path, "ema")
+                self.ema = {k: v.to(self.device) for k, v in ema.items()}
+            except Exception:  # noqa: BLE001 - a run that turned EMA on later starts it from the weights
+                self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        r = read_resume(path)
+        self.opt.load_state_dict(r["optimizer"])
+        self.step, self.best, self.skipped = int(r["step"]), r["best"], int(r["skipped"])
+        self.train_time = float(r["train_time"])
+        torch.set_rng_state(r["rng_cpu"])
+
+    def save(self, name: str = "last") -> Path:
+        if self.rank != 0:
+            return self.out
+        ema = self.ema
+        path = write_checkpoint(self.out / "checkpoints" / name, self.model.state_dict(), self._meta(),
+                                ema_state=ema, resume=self._resume_state())
+        self._event({"kind": "checkpoint", "name": name, "path": str(path)})
+        return path
+
+    # -- events -----------------------------------------------------------------------------------------------------
+    def _event(self, event: dict) -> None:
+        if self.rank != 0:
+            return
+        event = {"step": self.step, "samples": self.step * self.global_batch, "time": round(self.train_time, 3),
+                 **event}
+        if event["kind"] in ("train", "val", "skip", "end"):
+            self.history.append(event)
+            self.out.mkdir(parents=True, exist_ok=True)
+            with (self.out / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(event) + "\n")
+        self.callback(event)
+
+    # -- one step ---------------------------------------------------------------------------------------------------
+    def _indices(self, step: int) -> torch.Tensor:
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        g = torch.Generator().manual_seed(self.tc.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(self.data), generator=g)
+        start = pos * self.global_batch + self.rank * self.tc.batch
+        return perm[start:start + self.tc.batch].to(self.data.lr.device)
+
+    def _set_lr(self, time_frac: float | None) -> float:
+        f = lr_factor(self.tc, self.step, self.total_steps, self.steps_per_epoch, time_frac)
+        for g in self.opt.param_groups:
+            g["lr"] = self.tc.lr * f
+        return self.tc.lr * f
+
+    def train_step(self, time_frac: float | None = None) -> dict[str, torch.Tensor] | None:
+        self.net.train()
+        self.crit.train()
+        lr_now = self._set_lr(time_frac)
+        b = self.data.batch(self._indices(self.step))
+        buffers = list(self.model.buffers())
+        saved = [v.clone() for v in buffers]  # BatchNorm statistics move in the forward pass: a skipped step undoes it
+        glyph_ok = b["glyph_ok"] if self.tc.glyph_records == "ok" else None
+        tf = {"target_p": b["tf_target"], "ctc_targets": b["ctc"]} if "tf_target" in b else {}
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            out = self.net(b["lr"])
+            terms = self.crit(out, b["hr"], None, b["line"], b["char"], cls_t=b["cls"], glyph_valid=glyph_ok, **tf)
+        loss = terms["total"]
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if not math.isfinite(loss.item()):  # queued backward keeps the device busy meanwhile
+            self.opt.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for v, s in zip(buffers, saved):
+                    v.copy_(s)
+            self.skipped += 1
+            self.bad_in_row += 1
+            self._event({"kind": "skip", "loss": float("nan"), "skipped": self.skipped})
+            if self.bad_in_row >= self.tc.max_bad_steps:
+                raise TrainingDiverged(f"{self.bad_in_row} non-finite losses in a row at step {self.step}; the last "
+                                       f"checkpoint ({self.out / 'checkpoints' / 'last'}) is intact. Lower train.lr "
+                                       "or set train.grad_clip.")
+            self.step += 1
+            return None
+        self.bad_in_row = 0
+        if self.tc.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        self.opt.step()
+        if self.ema is not None:
+            self._update_ema()
+        self.step += 1
+        terms = {k: v.detach() for k, v in terms.items()}
+        terms["lr"] = torch.tensor(lr_now)
+        return terms
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = self.tc.ema
+        state = self.model.state_dict()
+        floats = [k for k, v in self.ema.items() if v.is_floating_point()]
+        torch._foreach_lerp_([self.ema[k] for k in floats], [state[k].detach() for k in floats], 1 - d)
+        for k, v in self.ema.items():
+            if not v.is_floating_point():
+                v.copy_(state[k])
+
+    # -- validation -------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, limit: int | None = None) -> dict | None:
+        if self.rank != 0 or not self.val_sets or self.judge is None:
+            return None
+        sets = [s.subset(limit) for s in self.val_sets]
+        self.model.eval()
+
+        def sr_fn(x: torch.Tensor) -> torch.Tensor:
+            return self.model(x).sr
+
+        res = summary(evaluate(sr_fn, sets, self.judge, self.device, autocast=self.autocast))
+        if self.ema is not None:
+            raw = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.model.load_state_dict(self.ema)
+            ema_res = summary(evaluate(sr_fn, sets, self.judge, self.device, autocast=self.autocast))
+            self.model.load_state_dict(raw)
+            res["ema"] = {"sets": {n: v["sr"] for n, v in ema_res["sets"].items()},
+                          "average": ema_res["average"].get("sr")}
+        self.model.train()
+        return res
+
+    def _validate_and_keep_best(self, final: bool = False) -> None:
+        res = self.validate(None if final else self.tc.val_limit)
+        if res is None:
+            return
+        acc = res["average"].get("sr", float("nan"))
+        improved = self.best is None or acc > self.best
+        if improved:
+            self.best = acc
+        self._event({"kind": "val", "final": final, "results": res, "accuracy": acc, "best": self.best})
+        if improved:
+            self.save("best")
+
+    # -- the run ----------------------------------------------------------------------------------------------------
+    def run(self, stop_after: int | None = None) -> dict:
+        """Train to the configured end (or ``stop_after`` more steps, checkpointed: ``resume`` continues)."""
+        tc = self.tc
+        self._event({"kind": "start", "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
+                     "samples": len(self.data), "global_batch": self.global_batch, "world": self.world,
+                     "device": str(self.device), "precision": "bf16" if self.autocast else "fp32",
+                     "data_bytes": self.data.nbytes()})
+        if self.step == 0 and self.val_sets:
+            self._validate_and_keep_best()
+        end = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
+        acc: dict[str, torch.Tensor] = {}
+        n_acc = 0
+        t_log = time.perf_counter()
+        steps_log = 0
+        while self.step < end:
+            t0 = time.perf_counter()
+            time_frac = self.train_time / tc.time_budget_s if tc.time_budget_s else None
+            if time_frac is not None and time_frac >= 1.0:
+                break
+            terms = self.train_step(time_frac)
+            if terms is not None:
+                for k, v in terms.items():
+                    acc[k] = acc.get(k, 0) + v.float()
+                n_acc += 1
+            steps_log += 1
+            if self.step % tc.log_every == 0 or self.step == end:
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                now = time.perf_counter()
+                self.train_time += now - t0
+                rate = steps_log * self.global_batch / max(now - t_log, 1e-9)
+                means = {k: round(float(v) / max(n_acc, 1), 6) for k, v in acc.items()}
+                self._event({"kind": "train", "loss": means, "samples_per_s": round(rate, 2),
+                             "epoch": round(self.step / self.steps_per_epoch, 4),
+                             "max_memory_gb": round(torch.cuda.max_memory_allocated(self.device) / 1e9, 3)
+                             if self.device.type == "cuda" else None})
+                acc, n_acc, steps_log, t_log = {}, 0, 0, time.perf_counter()
+            else:
+                self.train_time += time.perf_counter() - t0
+            if tc.val_every and self.step % tc.val_every == 0 and self.step < end:
+                self._validate_and_keep_best()
+            if tc.ckpt_every and self.step % tc.ckpt_every == 0 and self.bad_in_row == 0:
+                self.save("last")
+        finished = self.step >= self.total_steps or bool(tc.time_budget_s and self.train_time >= tc.time_budget_s)
+        if finished and self.val_sets:
+            self._validate_and_keep_best(final=True)
+        self.save("last")
+        result = {"kind": "end", "finished": finished, "skipped": self.skipped, "best": self.best,
+                  "train_time_s": round(self.train_time, 2)}
+        self._event(result)
+        return result

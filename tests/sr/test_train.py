@@ -1,0 +1,208 @@
+"""The training loop on the CPU with a tiny network: exact resume, skipped non-finite steps, EMA, the schedule,
+the configuration layers, checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from glyphsr.sr.checkpoint import CheckpointError, load_model, read_weights, write_checkpoint
+from glyphsr.sr.losses import GlyphSRLoss, LossConfig
+from glyphsr.sr.modeling import SRConfig, build_model
+from glyphsr.sr.train.config import RECIPES, RunConfig, TrainConfig, resolve, save_yaml
+from glyphsr.sr.train.data import build_tensors, quarters
+from glyphsr.sr.train.loop import Trainer, TrainingDiverged, lr_factor
+
+TINY = {"c_sr": 8, "c_tp": 8, "n_blocks": 2, "n_gly": 1, "tpg_pretrained": False}
+
+
+def tiny_config(**train) -> RunConfig:
+    t = {"batch": 2, "epochs": 4, "warmup_steps": 2, "log_every": 1, "val_every": 0, "ckpt_every": 0, **train}
+    return RunConfig(model=SRConfig(**TINY), loss=LossConfig(text_focus="none"), train=TrainConfig(**t))
+
+
+def tiny_data(n: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    lr = rng.integers(0, 256, (n, 3, 16, 64), dtype=np.uint8)
+    hr = rng.integers(0, 256, (n, 3, 32, 128), dtype=np.uint8)
+    line = (rng.random((n, 1, 32, 128)) > 0.7).astype(np.uint8)
+    char = (rng.random((n, 15, 32, 128)) > 0.95).astype(np.uint8)
+    labels = ["word", "Hello", "42", "a-b", "x", "Test1", "ok", "OPEN", "zz", "street", "9", "end"][:n]
+    return build_tensors(lr, hr, labels, line, char, np.arange(n) % 5 != 0)
+
+
+def test_quarters_is_area_average_times_four() -> None:
+    m = np.zeros((1, 1, 32, 128), np.uint8)
+    m[0, 0, 0, 0] = m[0, 0, 0, 1] = m[0, 0, 1, 1] = 1
+    q = quarters(m)
+    assert q.shape == (1, 1, 16, 64) and q[0, 0, 0, 0] == 3 and q.sum() == 3
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    """4 epochs in one go equal 2 epochs, a stop, and 2 resumed ones, weight for weight (EMA too)."""
+    cfg = tiny_config(ema=0.9)
+    full = Trainer(cfg, tiny_data(), tmp_path / "full")
+    full.run()
+    part = Trainer(cfg, tiny_data(), tmp_path / "part")
+    steps_2_epochs = 2 * part.steps_per_epoch
+    part.run(stop_after=steps_2_epochs)
+    assert part.step == steps_2_epochs
+    resumed = Trainer(cfg, tiny_data(), tmp_path / "part", resume=True)
+    assert resumed.step == steps_2_epochs
+    resumed.run()
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    for k in full.ema:
+        torch.testing.assert_close(full.ema[k], resumed.ema[k], rtol=0, atol=0, msg=k)
+    # and the weights moved: a run that trains nothing would pass the comparison too
+    fresh = build_model(cfg.model).state_dict()
+    assert any(not torch.equal(fresh[k], a[k]) for k in a if a[k].is_floating_point())
+    lines = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in lines if e["kind"] == "train"] == list(range(1, full.total_steps + 1))
+
+
+class _NaNAt(GlyphSRLoss):
+    def __init__(self, bad: set[int]):
+        super().__init__(LossConfig(text_focus="none"))
+        self.bad, self.calls = bad, 0
+
+    def forward(self, *args, **kwargs):
+        terms = super().forward(*args, **kwargs)
+        if self.calls in self.bad:
+            terms["total"] = terms["total"] * float("nan")
+        self.calls += 1
+        return terms
+
+
+def test_non_finite_loss_skips_the_step(tmp_path: Path) -> None:
+    cfg = tiny_config(steps=6)
+    t = Trainer(cfg, tiny_data(), tmp_path, criterion=_NaNAt({2}))
+    before = None
+
+    def watch(e: dict) -> None:
+        nonlocal before
+        if e["kind"] == "train" and e["step"] == 2:
+            before = {k: v.clone() for k, v in t.model.state_dict().items()}
+
+    t.callback = watch
+    t.run()
+    assert t.skipped == 1 and t.step == 6
+    skips = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in skips if e["kind"] == "skip"] == [2]
+    assert before is not None
+
+
+def test_skipped_step_leaves_weights_untouched(tmp_path: Path) -> None:
+    t = Trainer(tiny_config(steps=3), tiny_data(), tmp_path, criterion=_NaNAt({1}))
+    t.train_step()
+    w = {k: v.clone() for k, v in t.model.state_dict().items()}
+    assert t.train_step() is None  # the NaN step
+    after = t.model.state_dict()
+    for k in w:
+        assert torch.equal(w[k], after[k]), k
+
+
+def test_divergence_stops_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
+    cfg = tiny_config(steps=20, max_bad_steps=3, ckpt_every=2)
+    t = Trainer(cfg, tiny_data(), tmp_path, criterion=_NaNAt(set(range(4, 100))))
+    with pytest.raises(TrainingDiverged, match="3 non-finite losses in a row"):
+        t.run()
+    state, meta = read_weights(tmp_path / "checkpoints" / "last")
+    assert meta["step"] == 4  # the last checkpoint before the losses went bad
+    model, _ = load_model(tmp_path / "checkpoints" / "last")
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+
+
+def test_glyph_loss_leaves_out_records_without_glyphs() -> None:
+    data = tiny_data()
+    b = data.batch(torch.arange(5))
+    assert b["glyph_ok"].tolist() == [False, True, True, True, True]
+    crit = GlyphSRLoss(LossConfig(text_focus="none"))
+    model = build_model(SRConfig(**TINY))
+    out = model(b["lr"])
+    only_bad = torch.tensor([True, False, False, False, False])
+    with_bad = crit(out, b["hr"], None, b["line"], b["char"], cls_t=b["cls"], glyph_valid=only_bad)
+    none = crit(out, b["hr"], None, b["line"][:0].new_zeros(b["line"].shape) + 7, b["char"], cls_t=b["cls"],
+                glyph_valid=~only_bad)
+    # changing the line targets of left-out samples changes nothing
+    shifted = b["line"].clone()
+    shifted[0] += 5
+    a = crit(out, b["hr"], None, shifted, b["char"], cls_t=b["cls"], glyph_valid=~only_bad)["line"]
+    ref = crit(out, b["hr"], None, b["line"], b["char"], cls_t=b["cls"], glyph_valid=~only_bad)["line"]
+    assert torch.equal(a, ref)
+    assert not torch.equal(with_bad["line"], ref) and none["line"] > ref
+
+
+def test_lr_schedule() -> None:
+    tc = TrainConfig(warmup_steps=10, lr=1.0)
+    assert lr_factor(tc, 0, 110, 10) == pytest.approx(0.1)
+    assert lr_factor(tc, 9, 110, 10) == pytest.approx(1.0)
+    assert lr_factor(tc, 10, 110, 10) == pytest.approx(1.0)
+    assert lr_factor(tc, 60, 110, 10) == pytest.approx(0.5)
+    assert lr_factor(tc, 110, 110, 10) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(tc, 20, 110, 10, time_frac=0.5) == pytest.approx(0.5)  # the clock ran ahead
+    assert lr_factor(TrainConfig(warmup_epochs=5), 24, 1000, 10) == pytest.approx(0.5)  # paper: epochs of warm-up
+    assert lr_factor(dataclasses.replace(tc, schedule="constant"), 80, 110, 10) == 1.0
+
+
+def test_configuration_layers(tmp_path: Path) -> None:
+    paper = resolve()
+    assert (paper.train.batch, paper.train.lr, paper.train.epochs, paper.train.warmup_epochs) == (48, 1e-3, 200, 5)
+    assert paper.model == SRConfig() and not paper.model.residual
+    short = resolve("short")
+    assert short.model.residual and short.train.batch == RECIPES["short"]["train"]["batch"]
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  lr: 0.005\n  batch: 32\nmodel:\n  n_gly: 3\n")
+    c = resolve("short", f, ["train.batch=16", "loss.w_hog=0.05"], variant="baseline1")
+    assert (c.train.lr, c.train.batch, c.model.n_gly, c.loss.w_hog, c.model.variant) == (0.005, 16, 3, 0.05,
+                                                                                          "baseline1")
+    save_yaml(c, tmp_path / "saved.yaml")
+    assert resolve("paper", tmp_path / "saved.yaml") == c
+    for bad, msg in ((["train.nope=1"], "unknown keys in train"), (["lr=1"], "SECTION.KEY"),
+                     (["train.precision=fp8"], "precision"), (["model.n_gly=9"], "n_gly")):
+        with pytest.raises(ValueError, match=msg):
+            resolve("paper", None, bad)
+    with pytest.raises(ValueError, match="unknown variant"):
+        resolve(variant="baseline9")
+
+
+def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
+    cfg = SRConfig(**TINY, residual=True)
+    model = build_model(cfg).eval()
+    meta = {"config": RunConfig(model=cfg).to_dict(), "step": 3}
+    write_checkpoint(tmp_path / "ck", model.state_dict(), meta)
+    loaded, m = load_model(tmp_path / "ck")
+    assert m["step"] == 3 and loaded.config.residual
+    x = torch.rand(2, 4, 16, 64)
+    torch.testing.assert_close(loaded(x).sr, model(x).sr)
+    # another architecture: the metadata says one thing, the tensors are another's
+    other = build_model(SRConfig(**{**TINY, "n_blocks": 3}))
+    write_checkpoint(tmp_path / "other", other.state_dict(), meta)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_model(tmp_path / "other")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.safetensors").write_bytes(b"\x00" * 40)
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_model(tmp_path / "bad")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "missing")
+    # a checkpoint written twice keeps one readable folder, no temporary leftovers
+    write_checkpoint(tmp_path / "ck", model.state_dict(), {**meta, "step": 4})
+    assert read_weights(tmp_path / "ck")[1]["step"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_residual_network_starts_at_bicubic() -> None:
+    model = build_model(SRConfig(**TINY, residual=True)).eval()
+    x = torch.rand(2, 4, 16, 64)
+    bic = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+    torch.testing.assert_close(model(x).sr, bic)
+    assert math.isclose(float(model.super_resolve(x).max()), min(1.0, float(bic[:, :3].max())), rel_tol=1e-6)
