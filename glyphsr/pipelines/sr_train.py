@@ -193,7 +193,8 @@ def plot_curves(history: list[dict], path: Path) -> Path | None:
         ax.set_yscale("log")
     ax.set_xlabel("samples seen")
     ax.set_title("training loss (weighted terms)")
-    ax.legend(fontsize=7, ncol=2)
+    if train:
+        ax.legend(fontsize=7, ncol=2)
     ax = axes[1]
     if val:
         names = list(val[-1]["results"]["sets"])
@@ -207,7 +208,10 @@ def plot_curves(history: list[dict], path: Path) -> Path | None:
     ax.set_xlabel("samples seen")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("validation accuracy (judge: RapidOCR)")
-    ax.legend(fontsize=7)
+    if val:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no validation in this run", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -250,6 +254,8 @@ def _setup_distributed():
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is one).")
 @click.option("--judge", type=click.Choice(["rapidocr", "none"]), default="rapidocr", show_default=True,
               help="Validation judge; none skips validation.")
+@click.option("--judge-threads", type=click.IntRange(min=1), default=None,
+              help="Threads of the validation judge (default: every core).")
 @click.option("--init", "init_weights", default=None, type=click.Path(),
               help="Start from these weights (a checkpoint folder or shipped weights' name).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/last.")
@@ -257,10 +263,11 @@ def _setup_distributed():
               help="Stop (checkpointed) after this many steps; --resume continues.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs, steps, minutes, batch, limit,
-         val_limit, device, judge, init_weights, resume, stop_after, overwrite) -> None:
+         val_limit, device, judge, judge_threads, init_weights, resume, stop_after, overwrite) -> None:
     """Train GlyphSR (or a Table 2 variant) from a TextZoom LMDB and its mask store."""
     import torch
 
+    from glyphsr.sr.checkpoint import CheckpointError
     from glyphsr.sr.train.config import resolve, save_yaml
     from glyphsr.sr.train.loop import Trainer, TrainingDiverged
 
@@ -332,7 +339,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
     if val_sets:
         from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
 
-        judge_obj = RapidOCRRecognizer()
+        judge_obj = RapidOCRRecognizer(threads=judge_threads)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_yaml(cfg, out_dir / "config.yaml")
@@ -343,7 +350,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
     try:
         trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, resume=resume,
                           init_weights=_weights_path(init_weights) if init_weights else None)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, CheckpointError) as exc:
         fail(str(exc))
     code = 0
     with Display(out_dir) if rank == 0 else _Null() as display:

@@ -17,12 +17,13 @@ class RapidOCRRecognizer:
 
     name = "rapidocr-ppocrv4"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
+        """``threads``: onnxruntime's intra-op threads (default: its own choice, every core)."""
         try:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError as exc:  # pragma: no cover - a dependency of glyphsr
             raise ImportError("RapidOCR needs the rapidocr-onnxruntime package (pip install glyphsr)") from exc
-        self._engine = RapidOCR()
+        self._engine = RapidOCR(**({"intra_op_num_threads": threads} if threads else {}))
 
     def recognize(self, images: Sequence[np.ndarray]) -> list[str]:
         if len(images) == 0:

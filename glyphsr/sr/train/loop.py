@@ -77,6 +77,7 @@ class Trainer:
         self.rank, self.world, _ = dist_info()
         self.callback = callback or (lambda event: None)
         self.val_sets = list(val_sets)
+        self._subsets: dict[int | None, list[EvalSet]] = {}
         self.judge = judge
         torch.manual_seed(self.tc.seed)
         self.model = build_model(config.model).to(self.device)
@@ -114,6 +115,7 @@ class Trainer:
         self.best: float | None = None
         self.train_time = 0.0
         self.history: list[dict] = []
+        self._saved_buffers: list[torch.Tensor] = []
         if resume:
             self._load_resume(self.out / "checkpoints" / "last")
 
@@ -190,7 +192,10 @@ class Trainer:
         lr_now = self._set_lr(time_frac)
         b = self.data.batch(self._indices(self.step))
         buffers = list(self.model.buffers())
-        saved = [v.clone() for v in buffers]  # BatchNorm statistics move in the forward pass: a skipped step undoes it
+        if len(self._saved_buffers) != len(buffers):
+            self._saved_buffers = [v.clone() for v in buffers]
+        else:  # BatchNorm statistics move in the forward pass: a skipped step puts them back
+            torch._foreach_copy_(self._saved_buffers, buffers)
         glyph_ok = b["glyph_ok"] if self.tc.glyph_records == "ok" else None
         tf = {"target_p": b["tf_target"], "ctc_targets": b["ctc"]} if "tf_target" in b else {}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -202,8 +207,7 @@ class Trainer:
         if not math.isfinite(loss.item()):  # queued backward keeps the device busy meanwhile
             self.opt.zero_grad(set_to_none=True)
             with torch.no_grad():
-                for v, s in zip(buffers, saved):
-                    v.copy_(s)
+                torch._foreach_copy_(buffers, self._saved_buffers)
             self.skipped += 1
             self.bad_in_row += 1
             self._event({"kind": "skip", "loss": float("nan"), "skipped": self.skipped})
@@ -239,7 +243,9 @@ class Trainer:
     def validate(self, limit: int | None = None) -> dict | None:
         if self.rank != 0 or not self.val_sets or self.judge is None:
             return None
-        sets = [s.subset(limit) for s in self.val_sets]
+        if limit not in self._subsets:  # one subset object per limit: its bicubic and HR rows are judged once
+            self._subsets[limit] = [s.subset(limit) for s in self.val_sets]
+        sets = self._subsets[limit]
         self.model.eval()
 
         def sr_fn(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,150 @@
+"""The real training loop's speed: samples/s and peak memory of ``Trainer.train_step`` (data gathered from uint8
+tensors on the device, RGBM built per batch, forward, the default loss with the precomputed text-focus targets,
+backward, fused Adam), for the full model and Baseline1, per batch size and precision.
+
+    python -m bench.bench_train                                  # CPU, batch 48, fp32
+    python -m bench.bench_train --device cuda --batch 48 --batch 128 --batch 512 --precision bf16 --precision fp32
+    python -m bench.bench_train --device cuda --profile          # where the time of one configuration goes
+
+Data are random images with random pseudo-labels (the loop's cost does not depend on their content). Peak memory:
+``torch.cuda.max_memory_allocated`` per configuration on CUDA, max RSS of the process on the CPU.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import time
+
+import click
+
+from bench._record import record
+
+VARIANTS = {"full": {}, "baseline1": {"variant": "baseline1"}}
+
+
+def random_data(n: int, seed: int = 0):
+    import numpy as np
+
+    from glyphsr.sr.train.data import build_tensors
+
+    rng = np.random.default_rng(seed)
+    words = ["Parking", "OPEN", "street", "42", "Hello", "exit-3", "cafe", "STOP"]
+    return build_tensors(rng.integers(0, 256, (n, 3, 16, 64), dtype=np.uint8),
+                         rng.integers(0, 256, (n, 3, 32, 128), dtype=np.uint8),
+                         [words[i % len(words)] for i in range(n)],
+                         (rng.random((n, 1, 16, 64)) * 5).astype(np.uint8),
+                         (rng.random((n, 15, 16, 64)) * 1.2).astype(np.uint8), np.ones(n, bool))
+
+
+def trainer_for(variant: str, batch: int, precision: str, device: str, compile_: bool = False, residual=False):
+    import tempfile
+
+    from glyphsr.sr.modeling import SRConfig
+    from glyphsr.sr.train.config import RunConfig, TrainConfig
+    from glyphsr.sr.train.loop import Trainer
+
+    cfg = RunConfig(model=SRConfig(residual=residual, **VARIANTS[variant]),
+                    train=TrainConfig(batch=batch, precision=precision, steps=10**6, warmup_steps=10,
+                                      compile=compile_, log_every=10**9, val_every=0, ckpt_every=0))
+    return Trainer(cfg, random_data(max(4 * batch, 256)), tempfile.mkdtemp(prefix="bench-train-"), device)
+
+
+def measure(variant: str, batch: int, precision: str, device: str, steps: int, warmup: int,
+            compile_: bool = False) -> dict:
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+    t = trainer_for(variant, batch, precision, device, compile_)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for _ in range(warmup):
+        t.train_step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        t.train_step()
+    sync()
+    dt = time.perf_counter() - t0
+    peak = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    out = {"variant": variant, "batch": batch, "precision": "bf16" if t.autocast else "fp32",
+           "compile": compile_, "samples_per_s": round(steps * batch / dt, 1),
+           "step_ms": round(dt / steps * 1000, 2), "peak_gb": round(peak / 1e9, 2)}
+    del t
+    gc.collect()
+    return out
+
+
+def profile(variant: str, batch: int, precision: str, device: str, rows: int = 25) -> str:
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    t = trainer_for(variant, batch, precision, device)
+    for _ in range(5):
+        t.train_step()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with torch_profile(activities=acts, profile_memory=True) as p:
+        for _ in range(5):
+            t.train_step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
+    return p.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
+
+
+@click.command()
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--variant", "variants", multiple=True, type=click.Choice(sorted(VARIANTS)))
+@click.option("--batch", "batches", multiple=True, type=int)
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "bf16"]))
+@click.option("--steps", default=20, show_default=True)
+@click.option("--warmup", default=5, show_default=True)
+@click.option("--compile", "compile_", is_flag=True, help="Also measure torch.compile at the first configuration.")
+@click.option("--profile", "do_profile", is_flag=True, help="Print torch.profiler's table for the first config.")
+@click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
+def main(device, variants, batches, precisions, steps, warmup, compile_, do_profile, no_record) -> None:
+    variants = variants or ("full", "baseline1")
+    batches = batches or (48,)
+    precisions = precisions or (("bf16",) if device.startswith("cuda") else ("fp32",))
+    results = []
+    for v in variants:
+        for b in batches:
+            for p in precisions:
+                try:
+                    r = measure(v, b, p, device, steps, warmup)
+                except Exception as exc:  # noqa: BLE001 - one failing configuration (e.g. out of memory) is reported
+                    r = {"variant": v, "batch": b, "precision": p, "error": f"{type(exc).__name__}: {exc}"[:300]}
+                print(json.dumps(r), flush=True)
+                results.append(r)
+    if compile_:
+        try:
+            r = measure(variants[0], batches[-1], precisions[0], device, steps, warmup + 3, compile_=True)
+        except Exception as exc:  # noqa: BLE001
+            r = {"variant": variants[0], "compile": True, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        print(json.dumps(r), flush=True)
+        results.append(r)
+    prof = None
+    if do_profile:
+        prof = profile(variants[0], batches[-1], precisions[0], device)
+        print(prof, flush=True)
+    import torch
+
+    dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
+    summary = "; ".join(f"{r['variant']} b{r['batch']} {r['precision']}"
+                        + ("" if "error" in r else f" {r['samples_per_s']:.0f}/s {r['peak_gb']:.1f} GB")
+                        for r in results)
+    record("bench_train", {"results": results, "torch": torch.__version__}, summary, device=dev_name,
+           write=not no_record)
+
+
+if __name__ == "__main__":
+    main()
