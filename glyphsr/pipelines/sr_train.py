@@ -89,18 +89,9 @@ def default_val(lmdb: str) -> list[str]:
 
 
 def load_val_sets(paths: list[str], limit: int | None, workers: int | None):
-    import torch
+    from glyphsr.sr.evaluation import load_sets
 
-    from glyphsr.sr.evaluation import EvalSet
-
-    sets = []
-    for p in paths:
-        for name, path in find_sets(p).items():
-            d = decode_lmdb(path, limit=limit, workers=workers)
-            keep = np.flatnonzero(d.good)
-            sets.append(EvalSet(name, torch.from_numpy(d.lr[keep]), torch.from_numpy(d.hr[keep]),
-                                [d.labels[i] for i in keep]))
-    return sets
+    return load_sets(paths, limit, workers)[0]
 
 
 class Display:

@@ -10,6 +10,7 @@ gives T = 63 steps. Output: logits (B, T, 97), class 0 = CTC blank, class i = ``
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -126,3 +127,31 @@ def greedy_decode(logits: torch.Tensor) -> list[str]:
             prev = c
         out.append("".join(chars))
     return out
+
+
+class EasyOCRRecognizer:
+    """EasyOCR's english_g2 CRNN as a judge: ``recognize(images)`` -> one string per RGB uint8 (H, W, 3) image
+    (greedy CTC decoding, as EasyOCR's ``greedy`` decoder). A biased judge for a model whose text-prior generator
+    or text-focus loss is this CRNN."""
+
+    name = "easyocr-english_g2"
+
+    def __init__(self, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                 batch: int = 256):
+        self.model = load_easyocr_crnn(weights, device)
+        path = Path(weights) if weights is not None else default_weights_path()
+        digest = hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest()
+        self.cache_key = f"{self.name}-{digest}"
+        self.device = torch.device(device)
+        self.batch = batch
+
+    @torch.no_grad()
+    def recognize(self, images) -> list[str]:
+        out: list[str] = []
+        for s in range(0, len(images), self.batch):
+            chunk = list(images[s:s + self.batch])
+            shapes = {im.shape for im in chunk}
+            groups = [chunk] if len(shapes) == 1 else [[im] for im in chunk]  # same size: one batch
+            for g in groups:
+                out += greedy_decode(self.model(preprocess(np.stack(g)).to(self.device)))
+        return out

@@ -23,6 +23,9 @@ class RapidOCRRecognizer:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError as exc:  # pragma: no cover - a dependency of glyphsr
             raise ImportError("RapidOCR needs the rapidocr-onnxruntime package (pip install glyphsr)") from exc
+        from importlib.metadata import version
+
+        self.cache_key = f"{self.name}-{version('rapidocr-onnxruntime')}"
         self._engine = RapidOCR(**({"intra_op_num_threads": threads} if threads else {}))
 
     def recognize(self, images: Sequence[np.ndarray]) -> list[str]:

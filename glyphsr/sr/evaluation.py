@@ -14,9 +14,13 @@ A judge is anything with ``name`` and ``recognize(images)``: a list of RGB uint8
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -109,6 +113,8 @@ class EvalSet:
     lr: torch.Tensor
     hr: torch.Tensor
     labels: list[str]
+    indices: list[int] | None = None  # 1-based LMDB index of each sample
+    key: str | None = None  # identifies the data (LMDB fingerprint and size) for the on-disk reference cache
     reference: dict[str, dict] = field(default_factory=dict)  # judge name -> {"bicubic": row, "hr": row}
 
     def __len__(self) -> int:
@@ -117,15 +123,57 @@ class EvalSet:
     def subset(self, n: int | None) -> EvalSet:
         if n is None or n >= len(self):
             return self
-        return EvalSet(self.name, self.lr[:n], self.hr[:n], self.labels[:n])
+        return EvalSet(self.name, self.lr[:n], self.hr[:n], self.labels[:n],
+                       indices=self.indices[:n] if self.indices else None,
+                       key=f"{self.key}-first{n}" if self.key else None)
+
+
+def load_sets(paths: Sequence[str], limit: int | None = None, workers: int | None = None
+              ) -> tuple[list[EvalSet], dict[str, dict[int, str]]]:
+    """Decode the LMDBs that ``paths`` stand for (a textzoom-synth folder or TextZoom's test/ expands to its
+    tiers) -> the sets (bad records left out of every row alike) and the bad records per set {index: reason}
+    (1-based LMDB indices)."""
+    from glyphsr.data.decode import decode_lmdb, find_sets
+    from glyphsr.data.textzoom import TextZoomLMDB
+
+    sets, bad = [], {}
+    for p in paths:
+        for name, path in find_sets(p).items():
+            if any(x.name == name for x in sets):
+                name = f"{name}:{path}"
+            d = decode_lmdb(path, limit=limit, workers=workers)
+            keep = np.flatnonzero(d.good)
+            with TextZoomLMDB(path) as ds:
+                key = f"{ds.fingerprint()}-n{len(d)}"
+            sets.append(EvalSet(name, torch.from_numpy(d.lr[keep]), torch.from_numpy(d.hr[keep]),
+                                [d.labels[i] for i in keep], key=key, indices=(keep + 1).tolist()))
+            bad[name] = {i + 1: r for i, r in d.bad.items()}
+    return sets, bad
 
 
 def judge_images(judge, images: torch.Tensor, labels: Sequence[str], batch: int = 256) -> tuple[np.ndarray, list[str]]:
-    """Read (N, 3, H, W) float images in [0, 1] with the judge -> (correct (N,), readings)."""
+    """Read (N, 3, H, W) float images in [0, 1] with the judge -> (correct (N,), readings). Images are quantized to
+    uint8 first, as a saved PNG would be, whatever the judge takes."""
     readings: list[str] = []
+    tensor_judge = hasattr(judge, "recognize_tensor")
+    device = next(judge.model.parameters()).device if tensor_judge and hasattr(judge, "model") else None
     for s in range(0, len(labels), batch):
-        readings += judge.recognize(list(to_uint8(images[s:s + batch])))
+        chunk = to_uint8(images[s:s + batch])
+        if tensor_judge:
+            x = torch.from_numpy(chunk).permute(0, 3, 1, 2).float().div(255)
+            readings += judge.recognize_tensor(x.to(device) if device is not None else x)
+        else:
+            readings += judge.recognize(list(chunk))
     return is_correct(readings, labels), readings
+
+
+def judge_key(judge) -> str | None:
+    """What identifies a judge's readings for the reference cache (``cache_key`` attribute, else None: no cache)."""
+    return getattr(judge, "cache_key", None)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GLYPHSR_CACHE", Path.home() / ".cache" / "glyphsr")) / "eval"
 
 
 def _row(correct: np.ndarray, sr: torch.Tensor, hr: torch.Tensor, readings: list[str]) -> dict:
@@ -134,17 +182,48 @@ def _row(correct: np.ndarray, sr: torch.Tensor, hr: torch.Tensor, readings: list
             "correct": correct, "readings": readings}
 
 
-def reference_rows(s: EvalSet, judge, batch: int = 256) -> dict[str, dict]:
-    """Bicubic and HR rows of a set for a judge (cached on the set)."""
-    if judge.name not in s.reference:
+def _load_rows(path: Path, s: EvalSet) -> dict[str, dict] | None:
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if d.get("labels_hash") != _labels_hash(s.labels):
+        return None
+    return {r: {**v, "correct": np.array(v["correct"], dtype=bool)} for r, v in d["rows"].items()}
+
+
+def _labels_hash(labels: Sequence[str]) -> str:
+    return hashlib.blake2b("\n".join(labels).encode(), digest_size=8).hexdigest()
+
+
+def _save_rows(path: Path, s: EvalSet, rows: dict[str, dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = {r: {**v, "correct": v["correct"].tolist()} for r, v in rows.items()}
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"set": s.name, "labels_hash": _labels_hash(s.labels), "rows": plain}))
+    tmp.replace(path)  # atomic: processes sharing the cache never read half a file
+
+
+def reference_rows(s: EvalSet, judge, batch: int = 256, use_cache: bool = True) -> dict[str, dict]:
+    """Bicubic and HR rows of a set for a judge, kept on the set and, when the set has a ``key`` (its LMDB's
+    fingerprint and size) and the judge a ``cache_key``, on disk under $GLYPHSR_CACHE (default ~/.cache/glyphsr)."""
+    name = getattr(judge, "name", str(judge))
+    if name in s.reference:
+        return s.reference[name]
+    jk = judge_key(judge)
+    path = cache_dir() / f"{s.key}-{jk}.json" if (use_cache and s.key and jk) else None
+    rows = _load_rows(path, s) if path is not None and path.is_file() else None
+    if rows is None:
         hr = s.hr.float() / 255
         bic = bicubic_up(s.lr.float() / 255)
         rows = {}
-        for name, img in (("bicubic", bic), ("hr", hr)):
+        for row, img in (("bicubic", bic), ("hr", hr)):
             correct, readings = judge_images(judge, img, s.labels, batch)
-            rows[name] = _row(correct, img, hr, readings)
-        s.reference[judge.name] = rows
-    return s.reference[judge.name]
+            rows[row] = _row(correct, img, hr, readings)
+        if path is not None:
+            _save_rows(path, s, rows)
+    s.reference[name] = rows
+    return rows
 
 
 @torch.no_grad()
@@ -162,12 +241,13 @@ def super_resolve(sr_fn: Callable[[torch.Tensor], torch.Tensor], lr_uint8: torch
 
 
 def evaluate(sr_fn: Callable[[torch.Tensor], torch.Tensor] | None, sets: Sequence[EvalSet], judge,
-             device: torch.device, batch: int = 256, autocast: bool = False) -> dict[str, dict[str, dict]]:
+             device: torch.device, batch: int = 256, autocast: bool = False,
+             use_cache: bool = True) -> dict[str, dict[str, dict]]:
     """{set name: {"bicubic": row, "sr": row, "hr": row}}; a row: n, accuracy, psnr, ssim, and per image
     ``correct`` and ``readings``. ``sr_fn`` None judges the reference rows only."""
     results = {}
     for s in sets:
-        rows = dict(reference_rows(s, judge, batch))
+        rows = dict(reference_rows(s, judge, batch, use_cache))
         if sr_fn is not None:
             sr = super_resolve(sr_fn, s.lr, device, batch, autocast)
             hr = s.hr.float() / 255

