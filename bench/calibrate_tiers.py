@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._record import record  # noqa: E402
 from glyphsr.data.labels import str_filt  # noqa: E402
 from glyphsr.data.synth.generator import generate  # noqa: E402
-from glyphsr.data.textzoom import TextZoomLMDB  # noqa: E402
+from glyphsr.data.textzoom import TextZoomLMDB, textzoom_resize  # noqa: E402
 from glyphsr.recognizers.rapidocr import RapidOCRRecognizer  # noqa: E402
 
 TARGET = {"easy": 64.7, "medium": 42.4, "hard": 31.2}
@@ -35,7 +35,7 @@ def judge_tier(path: Path, judge: RapidOCRRecognizer, limit: int | None) -> dict
     hr_imgs, lr_imgs, labels = [], [], []
     for i in range(1, n + 1):
         rec = ds.read_raw(i)
-        hr_imgs.append(np.asarray(rec.hr.resize((128, 32), Image.BICUBIC)))
+        hr_imgs.append(textzoom_resize(rec.hr))
         lr = rec.lr.resize((64, 16), Image.BICUBIC).resize((128, 32), Image.BICUBIC)
         lr_imgs.append(np.asarray(lr))
         labels.append(str_filt(rec.label, "lower"))

@@ -152,6 +152,13 @@ def text_mask(img: Image.Image) -> np.ndarray:
     return (gray <= gray.mean()).astype(np.float32)
 
 
+def textzoom_resize(img: Image.Image, size: tuple[int, int] = HR_SIZE) -> np.ndarray:
+    """The TextZoom protocol's resize, kept in uint8: ``img`` (RGB, as :meth:`TextZoomLMDB.read_raw` gives it)
+    bicubically to ``size`` (H, W) -> uint8 (H, W, 3). What GEM, the mask store and the pictures take."""
+    img = img if img.mode == "RGB" else img.convert("RGB")
+    return np.asarray(img.resize((size[1], size[0]), Image.BICUBIC), dtype=np.uint8)
+
+
 def to_array(img: Image.Image, size: tuple[int, int], with_mask: bool) -> np.ndarray:
     """Bicubic resize to ``size`` (H, W) and convert to float32 (C, H, W) in [0, 1], C = 3 or 4 (RGBM)."""
     img = img.resize((size[1], size[0]), Image.BICUBIC)

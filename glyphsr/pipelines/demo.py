@@ -18,7 +18,7 @@ from PIL import Image
 
 from glyphsr.data.textzoom import TextZoomLMDB
 from glyphsr.pipelines._cli import console, report
-from glyphsr.pipelines.textzoom_info import _print, summarize
+from glyphsr.pipelines.textzoom_info import print_summary, summarize
 from glyphsr.pipelines.textzoom_synth import run_synth
 
 _PALETTE = np.array([[0, 0, 0]] + [[int(255 * c) for c in col] for col in (
@@ -71,7 +71,7 @@ def main(out: str, n_train: int, n_test: int, seed: int, workers: int | None, ov
     for path in [data / "train"] + [data / "test" / t for t in ("easy", "medium", "hard")]:
         ds = TextZoomLMDB(path)
         s = summarize(str(path), [ds.inspect(i) for i in range(1, len(ds) + 1)], len(ds))
-        _print(s)
+        print_summary(s)
         bad += s["bad"]
     sheet = contact_sheet(data / "test" / "hard", root / "samples-hard.png")
     report.print(f"\ncontact sheet (HR | bicubic LR | glyph truth): {sheet}", soft_wrap=True)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import click
 import numpy as np
-from PIL import Image
 from rich.table import Table
 
-from glyphsr.data.textzoom import NotTextZoomError, TextZoomError, TextZoomLMDB
+from glyphsr.data.mask_store import STATUS_OK
+from glyphsr.data.textzoom import HR_SIZE, NotTextZoomError, TextZoomError, TextZoomLMDB, textzoom_resize
 from glyphsr.gem.extractor import GEMConfig, GlyphExtractor, label_chars
 from glyphsr.gem.metrics import mask_ious, truth_at
-from glyphsr.pipelines._cli import console, fail, report
+from glyphsr.pipelines._cli import BadInput, console, fail, report
 
 
 def load_split(path: Path, limit: int | None
@@ -35,12 +35,12 @@ def load_split(path: Path, limit: int | None
             console.print(f"[yellow]skipping[/] {exc}", soft_wrap=True)
             continue
         if rec.glyph is None:
-            raise click.ClickException(f"{path}, record {i}: no glyph_hr ground truth (not textzoom-synth data?)")
-        imgs.append(np.asarray(rec.hr.resize((128, 32), Image.BICUBIC)))
+            raise BadInput(f"{path}, record {i}: no glyph_hr ground truth (not textzoom-synth data?)")
+        imgs.append(textzoom_resize(rec.hr))
         labels.append(rec.label)
         glyphs.append(rec.glyph)
         natives.append(np.asarray(rec.hr))
-    return np.stack(imgs) if imgs else np.zeros((0, 32, 128, 3), np.uint8), labels, glyphs, natives
+    return np.stack(imgs) if imgs else np.zeros((0, *HR_SIZE, 3), np.uint8), labels, glyphs, natives
 
 
 def evaluate_split(extractor: GlyphExtractor, imgs: np.ndarray, labels: list[str], glyphs: list[np.ndarray],
@@ -60,7 +60,7 @@ def evaluate_split(extractor: GlyphExtractor, imgs: np.ndarray, labels: list[str
             ci, li = mask_ious(res.char[j], res.line[j], truth, n)
             char_ious.extend(ci.tolist())
             line_ious.append(li)
-            n_ok += int(res.status[j] == 1)
+            n_ok += int(res.status[j] == STATUS_OK)
             i += 1
     return {"n": len(imgs), "ok": n_ok, "char_iou": float(np.mean(char_ious)) if char_ious else 0.0,
             "line_iou": float(np.mean(line_ious)) if line_ious else 0.0,

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from glyphsr.data.labels import MAX_CHARS
 from glyphsr.data.textzoom import NotTextZoomError, RecordInfo, TextZoomLMDB
-from glyphsr.pipelines._cli import console, report
+from glyphsr.pipelines._cli import BadInput, console, report
 
 SHOW_BAD = 100
 
@@ -50,7 +50,8 @@ def summarize(path: str, infos: list[RecordInfo], num_samples: int) -> dict:
     }
 
 
-def _print(s: dict) -> None:
+def print_summary(s: dict) -> None:
+    """The human-readable report of :func:`summarize`'s dict, on stdout."""
     report.print(f"[bold]{s['path']}[/]: {s['num_samples']:,} samples, {s['good']:,} good, "
                   f"{'[red]' if s['bad'] else ''}{s['bad']:,} bad{'[/]' if s['bad'] else ''}, "
                   f"{s['with_glyph_truth']:,} with glyph ground truth", soft_wrap=True)
@@ -93,8 +94,7 @@ def main(path: str, as_json: bool) -> None:
     except NotTextZoomError as exc:
         if as_json:
             click.echo(json.dumps({"path": path, "error": exc.reason}))
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        sys.exit(2)
+        raise BadInput(str(exc)) from None
     infos = []
     with Progress(console=console, transient=True, disable=as_json or len(ds) < 2000) as bar:
         task = bar.add_task("reading", total=len(ds))
@@ -106,7 +106,7 @@ def main(path: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(s, indent=2))
     else:
-        _print(s)
+        print_summary(s)
     sys.exit(1 if s["bad"] else 0)
 
 
