@@ -6,8 +6,9 @@ import datetime as _dt
 import json
 import os
 import platform
-import subprocess
 from pathlib import Path
+
+from glyphsr._version import git_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -33,14 +34,8 @@ def machine() -> str:
 
 
 def commit() -> str:
-    try:
-        c = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                           text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return c + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    found = git_commit(ROOT)
+    return "unknown" if found is None else found[0] + ("+dirty" if found[1] else "")
 
 
 def record(bench: str, result: dict, summary: str, device: str = "cpu", write: bool = True) -> dict:

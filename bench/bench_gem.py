@@ -1,7 +1,7 @@
 """GEM quality, ablations and speed on synthetic TextZoom test tiers (fonts the tuning never saw).
 
-    python bench/bench_gem.py --n 300            # synthesizes test tiers (seed 0) into a temporary folder
-    python bench/bench_gem.py --data DIR --n 300
+    python -m bench.bench_gem --n 300            # synthesizes test tiers (seed 5) into a temporary folder
+    python -m bench.bench_gem --data DIR --n 300
 
 Reports per tier mean character IoU and line IoU of the default (ctc + classical, text coverage measured on the
 native-size HR image), the same with the coverage measured at 32x128, the selection with each
@@ -12,22 +12,18 @@ per image, decoder calls per image).
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 import click
 import numpy as np
-import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._record import record  # noqa: E402
-from glyphsr.data.synth.generator import generate  # noqa: E402
-from glyphsr.gem.extractor import GEMConfig, GlyphExtractor, label_chars  # noqa: E402
-from glyphsr.gem.selection import SelectionConfig  # noqa: E402
-from glyphsr.pipelines.gem_eval import evaluate_split, load_split  # noqa: E402
+from bench._record import record
+from glyphsr.data.synth.generator import generate
+from glyphsr.gem.extractor import GEMConfig, GlyphExtractor, label_chars
+from glyphsr.gem.selection import SelectionConfig
+from glyphsr.pipelines.gem_eval import evaluate_split, load_split
 
 VARIANTS = {
     "default": GEMConfig(),
@@ -39,21 +35,6 @@ VARIANTS = {
     "line = union (paper)": GEMConfig(line="union"),
     "orphan adoption off": GEMConfig(orphans=False),
 }
-
-
-def tiny_sam():
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-
-    d = 32
-    return Sam(
-        image_encoder=ImageEncoderViT(img_size=1024, patch_size=16, embed_dim=d, depth=1, num_heads=2, mlp_ratio=2.0,
-                                      out_chans=d, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-                                      window_size=8, global_attn_indexes=()),
-        prompt_encoder=PromptEncoder(embed_dim=d, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
-                                     mask_in_chans=4),
-        mask_decoder=MaskDecoder(transformer=TwoWayTransformer(depth=1, embedding_dim=d, mlp_dim=64, num_heads=2),
-                                 transformer_dim=d, iou_head_hidden_dim=32),
-    ).eval()
 
 
 @click.command()
@@ -88,9 +69,9 @@ def main(data: str | None, n: int, seed: int, no_record: bool) -> None:
     base.attention.log_probs(imgs)
     crnn_rate = len(imgs) / (time.perf_counter() - t0)
     # SAM path with a tiny random encoder
-    from glyphsr.gem.segmenters.sam import SamSegmenter
+    from glyphsr.gem.segmenters.sam import SamSegmenter, build_tiny_sam
 
-    sam = SamSegmenter(tiny_sam(), dtype="float32", chunk=64)
+    sam = SamSegmenter(build_tiny_sam(), dtype="float32", chunk=64)
     ex = GlyphExtractor(GEMConfig(), attention=base.attention, segmenter=sam)
     m = 16
     ex.extract(imgs[:2], labels[:2])
@@ -110,11 +91,11 @@ def main(data: str | None, n: int, seed: int, no_record: bool) -> None:
     }
     d = quality["default"]
     summary = (f"GEM ctc+classical, seed {seed}, {n}/tier, char/line IoU: " + "; ".join(
-        f"{t} {r['char_iou']:.3f}/{r['line_iou']:.3f}" for t, r in d.items()) + " | ablations (easy char/line IoU): "
+        f"{t} {r['char_iou']:.3f}/{r['line_iou']:.3f}" for t, r in d.items()) + "; ablations (easy char/line IoU): "
         + ", ".join(f"{k} {v['easy']['char_iou']:.3f}/{v['easy']['line_iou']:.3f}" for k, v in quality.items()
                     if k != "default")
-        + f" | extract {extract_rate:.0f} img/s (CRNN alone {crnn_rate:.0f}, {base.attention.dtype})"
-        + f" | SAM tiny encoder {sam_s * 1000:.0f} ms/img, {sam.decoder_calls / m:.1f} decoder calls/img"
+        + f"; extract {extract_rate:.0f} img/s (CRNN alone {crnn_rate:.0f}, {base.attention.dtype})"
+        + f"; SAM tiny encoder {sam_s * 1000:.0f} ms/img, {sam.decoder_calls / m:.1f} decoder calls/img"
         + f" for {prompts:.0f} prompts")
     record("bench_gem", result, summary, write=not no_record)
 

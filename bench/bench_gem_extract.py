@@ -1,7 +1,7 @@
 """gem-extract end to end on a synthetic training LMDB: throughput, peak memory, scaling.
 
-    python bench/bench_gem_extract.py --n 5000                 # synthesizes 5,000 training pairs (seed 0)
-    python bench/bench_gem_extract.py --data DIR/train --n 5000
+    python -m bench.bench_gem_extract --n 5000                 # synthesizes 5,000 training pairs (seed 0)
+    python -m bench.bench_gem_extract --data DIR/train --n 5000
 
 Each configuration runs the real command (``python -m glyphsr.pipelines.gem_extract``) in a subprocess into a
 fresh store: wall time of the whole command (fingerprint, cluster start, model loads, extraction, writes), the
@@ -23,9 +23,8 @@ from pathlib import Path
 import click
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._record import ROOT, record  # noqa: E402
-from glyphsr.data.synth.generator import generate  # noqa: E402
+from bench._record import ROOT, record
+from glyphsr.data.synth.generator import generate
 
 CONFIGS = [(2, 256), (1, 256), (2, 64), (2, 1024)]  # (workers, shard size); the first is the default
 

@@ -1,6 +1,6 @@
 """Synthesis speed of textzoom-synth (target: >= 500 samples/s on the project's 2-core machine).
 
-    python bench/bench_synth.py --n 5000
+    python -m bench.bench_synth --n 5000
 Times ``generate`` end to end (rendering, degradation, encoding, LMDB writes) after a warm-up, with all cores
 and with one process, in one run so the two can be compared as a ratio.
 """
@@ -8,18 +8,16 @@ and with one process, in one run so the two can be compared as a ratio.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import click
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._record import record  # noqa: E402
-from glyphsr.data.synth.fonts import available_fonts  # noqa: E402
-from glyphsr.data.synth.generator import generate  # noqa: E402
-from glyphsr.data.synth.words import word_buckets  # noqa: E402
+from bench._record import record
+from glyphsr.data.synth.fonts import available_fonts
+from glyphsr.data.synth.generator import generate
+from glyphsr.data.synth.words import word_buckets
 
 
 def timed(n: int, workers: int) -> float:

@@ -4,13 +4,12 @@ Protocol: the TextZoom reader gives HR at 32x128 and LR at 16x64; "bicubic" is t
 bicubic; accuracy is exact match of the ``lower`` label form. Targets: TextZoom's bicubic accuracies for its
 strongest recognizer (ASTER: easy 64.7%, medium 42.4%, hard 31.2%), each within 8 points, HR >= 90%.
 
-    python bench/calibrate_tiers.py --n 500            # synthesizes the test tiers into a temporary folder
-    python bench/calibrate_tiers.py --data DIR         # judges DIR/test/{easy,medium,hard}
+    python -m bench.calibrate_tiers --n 500            # synthesizes the test tiers into a temporary folder
+    python -m bench.calibrate_tiers --data DIR         # judges DIR/test/{easy,medium,hard}
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,12 +18,11 @@ import click
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._record import record  # noqa: E402
-from glyphsr.data.labels import str_filt  # noqa: E402
-from glyphsr.data.synth.generator import generate  # noqa: E402
-from glyphsr.data.textzoom import TextZoomLMDB, textzoom_resize  # noqa: E402
-from glyphsr.recognizers.rapidocr import RapidOCRRecognizer  # noqa: E402
+from bench._record import record
+from glyphsr.data.labels import str_filt
+from glyphsr.data.synth.generator import generate
+from glyphsr.data.textzoom import TextZoomLMDB, textzoom_resize
+from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
 
 TARGET = {"easy": 64.7, "medium": 42.4, "hard": 31.2}
 

@@ -9,15 +9,12 @@ from pathlib import Path
 __version__ = "0.1.0"
 
 
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """``__version__``, plus ``+g<commit>`` (and ``.dirty``) when running from a git checkout.
-
-    Stores and checkpoints record this, so a result can be traced to the code that made it.
-    """
-    root = Path(__file__).resolve().parent.parent
+def git_commit(root: str | Path | None = None) -> tuple[str, bool] | None:
+    """(12-digit commit, whether tracked files differ from it) of the git checkout at ``root`` (default: the one
+    this package runs from), or None outside a checkout or without git."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
-        return __version__
+        return None
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
@@ -28,5 +25,18 @@ def code_version() -> str:
             capture_output=True, text=True, timeout=5, check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
+        return None
+    return commit, bool(dirty)
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """``__version__``, plus ``+g<commit>`` (and ``.dirty``) when running from a git checkout.
+
+    Stores and checkpoints record this, so a result can be traced to the code that made it.
+    """
+    found = git_commit()
+    if found is None:
         return __version__
+    commit, dirty = found
     return f"{__version__}+g{commit}" + (".dirty" if dirty else "")

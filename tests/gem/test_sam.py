@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import pytest
 import torch
 
 from glyphsr.gem.extractor import GEMConfig, GlyphExtractor
-from glyphsr.gem.segmenters.sam import SamSegmenter, load_sam, low_res_to_masks, to_sam_frame
+from glyphsr.gem.segmenters.sam import SamSegmenter, build_tiny_sam, load_sam, low_res_to_masks, to_sam_frame
 from tests.gem.conftest import render_word
 
 
 def tiny_sam():
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-
-    dim = 32
     torch.manual_seed(0)
-    sam = Sam(
-        image_encoder=ImageEncoderViT(img_size=1024, patch_size=16, in_chans=3, embed_dim=dim, depth=1, num_heads=2,
-                                      mlp_ratio=2.0, out_chans=dim, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-                                      use_rel_pos=False, window_size=8, global_attn_indexes=()),
-        prompt_encoder=PromptEncoder(embed_dim=dim, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
-                                     mask_in_chans=4),
-        mask_decoder=MaskDecoder(num_multimask_outputs=3,
-                                 transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64, num_heads=2),
-                                 transformer_dim=dim, iou_head_depth=2, iou_head_hidden_dim=32),
-    )
-    return sam.eval()
+    return build_tiny_sam()
 
 
 @pytest.fixture(scope="module")

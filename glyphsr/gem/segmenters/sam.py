@@ -44,6 +44,26 @@ def load_sam(checkpoint: str | os.PathLike, model_type: str = "vit_h", device: s
     return load_weights(sam, checkpoint, f"SAM {model_type}").to(device).eval()
 
 
+def build_tiny_sam(dim: int = 32):
+    """A SAM of SAM's own modules at toy size (one ViT block, ``dim`` channels, random weights) in eval mode: the
+    SAM path's tests and benchmark run it, since no real checkpoint can be had here. Seed torch first for
+    repeatable weights."""
+    from functools import partial
+
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    return Sam(
+        image_encoder=ImageEncoderViT(img_size=1024, patch_size=16, in_chans=3, embed_dim=dim, depth=1, num_heads=2,
+                                      mlp_ratio=2.0, out_chans=dim, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+                                      use_rel_pos=False, window_size=8, global_attn_indexes=()),
+        prompt_encoder=PromptEncoder(embed_dim=dim, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
+                                     mask_in_chans=4),
+        mask_decoder=MaskDecoder(num_multimask_outputs=3,
+                                 transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64, num_heads=2),
+                                 transformer_dim=dim, iou_head_depth=2, iou_head_hidden_dim=32),
+    ).eval()
+
+
 def to_sam_frame(points: np.ndarray, scale: float) -> np.ndarray:
     """Pixel coordinates (x, y) of the crop -> pixel coordinates in SAM's resized frame (same pixel centers)."""
     return (points + 0.5) * scale - 0.5
