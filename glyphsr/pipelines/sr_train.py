@@ -189,13 +189,21 @@ def plot_curves(history: list[dict], path: Path) -> Path | None:
     ax = axes[1]
     if val:
         names = list(val[-1]["results"]["sets"])
+        during = [e for e in val if not e.get("final")]
+        final = [e for e in val if e.get("final")]
         for i, name in enumerate(names):
             c = f"C{i}"
-            xs = [e["samples"] for e in val]
-            ax.plot(xs, [e["results"]["sets"][name]["sr"]["accuracy"] * 100 for e in val], color=c, marker="o",
-                    label=f"{name}: SR")
-            ax.axhline(val[-1]["results"]["sets"][name]["bicubic"]["accuracy"] * 100, color=c, ls="--", lw=1,
-                       label=f"{name}: bicubic")
+            if during:
+                n = during[-1]["results"]["sets"][name]["sr"]["n"]
+                ax.plot([e["samples"] for e in during],
+                        [e["results"]["sets"][name]["sr"]["accuracy"] * 100 for e in during], color=c, marker="o",
+                        label=f"{name}: SR (n={n})")
+                ax.axhline(during[-1]["results"]["sets"][name]["bicubic"]["accuracy"] * 100, color=c, ls="--", lw=1,
+                           label=f"{name}: bicubic (n={n})")
+            for e in final:
+                r = e["results"]["sets"][name]
+                ax.plot([e["samples"]], [r["sr"]["accuracy"] * 100], color=c, marker="*", ms=12, ls="none",
+                        label=f"{name}: SR, final (n={r['sr']['n']}; bicubic {r['bicubic']['accuracy'] * 100:.1f}%)")
     ax.set_xlabel("samples seen")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("validation accuracy (judge: RapidOCR)")

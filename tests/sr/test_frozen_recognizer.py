@@ -58,3 +58,18 @@ def test_recurrent_dropout_is_refused() -> None:
     m = nn.Sequential(nn.LSTM(4, 4, num_layers=2, dropout=0.1))
     with pytest.raises(ValueError, match="dropout"):
         frozen_mode(m)
+
+
+def test_precomputed_targets_give_the_same_loss() -> None:
+    """The trainer computes the HR view and the CTC targets once per sample; the loss must not change for it."""
+    from glyphsr.sr.losses import encode_ctc
+
+    tf = CRNNTextFocus(model=_recognizer()).train()
+    sr, hr = torch.rand(3, 4, 32, 128), torch.rand(3, 4, 32, 128)
+    labels = ["abc", "Hello!", "x€y"]
+    direct = tf(sr, hr, labels)
+    pre = tf(sr, None, None, target_p=tf.hr_target(hr), ctc_targets=encode_ctc(labels, width=20))
+    for k in direct:
+        torch.testing.assert_close(direct[k], pre[k])
+    targets, lengths = encode_ctc(labels)
+    assert lengths.tolist() == [3, 6, 3] and targets.shape == (3, 6)

@@ -44,6 +44,7 @@ class TrainConfig:
     compile: bool = False
     ema: float | None = None  # decay of an exponential moving average of the weights (e.g. 0.999); None = off
     val_every: int = 1000  # steps between validations (0 = only at the end)
+    val_every_s: float | None = None  # or: seconds of training between validations (runs with a time budget)
     val_limit: int | None = 500  # samples per validation LMDB during training (None = all)
     log_every: int = 20
     ckpt_every: int = 1000

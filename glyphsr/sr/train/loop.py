@@ -116,6 +116,7 @@ class Trainer:
         self.train_time = 0.0
         self.history: list[dict] = []
         self._saved_buffers: list[torch.Tensor] = []
+        self._next_val_s = self.tc.val_every_s or 0.0
         if resume:
             self._load_resume(self.out / "checkpoints" / "last")
 
@@ -314,10 +315,19 @@ class Trainer:
                 acc, n_acc, steps_log, t_log = {}, 0, 0, time.perf_counter()
             else:
                 self.train_time += time.perf_counter() - t0
-            if tc.val_every and self.step % tc.val_every == 0 and self.step < end:
+            due = (tc.val_every and self.step % tc.val_every == 0) or \
+                (tc.val_every_s and self.train_time >= self._next_val_s)
+            if due and self.step < end:
                 self._validate_and_keep_best()
+                if tc.val_every_s:
+                    self._next_val_s = (self.train_time // tc.val_every_s + 1) * tc.val_every_s
             if tc.ckpt_every and self.step % tc.ckpt_every == 0 and self.bad_in_row == 0:
                 self.save("last")
+        if steps_log and n_acc:  # the clock ended the run between two log points
+            self._event({"kind": "train", "loss": {k: round(float(v) / n_acc, 6) for k, v in acc.items()},
+                         "samples_per_s": round(steps_log * self.global_batch / max(time.perf_counter() - t_log, 1e-9),
+                                                2), "epoch": round(self.step / self.steps_per_epoch, 4),
+                         "max_memory_gb": None})
         finished = self.step >= self.total_steps or bool(tc.time_budget_s and self.train_time >= tc.time_budget_s)
         if finished and self.val_sets:
             self._validate_and_keep_best(final=True)

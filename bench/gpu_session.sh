@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# One GPU session, from the repository root of a lent GPU machine, after ../shared/device/prepare.sh's wheels are
+# installed (its header gives the pip line and the environment). It measures and trains everything GPU-related:
+#   1. textzoom-synth: N_TRAIN training pairs (seed 0) and N_TEST per test tier;
+#   2. gem-extract on the CPU workers, while the GPU runs the gpu-marked tests and bench_train (speed, memory,
+#      a torch.profiler table); then the bicubic/HR rows of the judge are cached once for all runs;
+#   3. sr-train runs side by side for the same training time, validated on the tiers (RapidOCR):
+#        main      GlyphSR, recipe short (global skip, batch 256, lr 2e-3, 200 warm-up steps, EMA)  <- shipped
+#        paper     GlyphSR, the paper's recipe (batch 48, lr 1e-3, 5 warm-up epochs, no skip)
+#        noskip    recipe short without the global skip (the skip's ablation)
+#        baseline1 Baseline1 (no GPM, no GFM), recipe short (Table 2)
+#   4. the main run's weights exported as fp16 safetensors (files under 16 MiB) and every log into $OUT;
+#   5. torchrun with 2 processes on the one GPU against one process, same global batch and steps (Target 3).
+# Everything comes back through $OUT (at most 8 files of 16 MiB): results.tar.gz is rebuilt after each stage, so a
+# session cut short still returns what it measured. Environment: OUT, WORK, N_TRAIN (20000), N_TEST (1000),
+# MINUTES (training time per run, default: what the DEADLINE leaves, at most 4), DEADLINE_S (520: the script
+# budgets its stages to end by then), VAL_N (500 per tier at the end, 200 during training).
+set -u
+T0=$(date +%s)
+OUT=${OUT:-/tmp/gpu-out}; W=${WORK:-/tmp/gpu-work}
+N_TRAIN=${N_TRAIN:-20000}; N_TEST=${N_TEST:-1000}; DEADLINE_S=${DEADLINE_S:-520}
+VAL_N=${VAL_N:-500}; VAL_DURING=${VAL_DURING:-200}; DEVICE=${DEVICE:-cuda}
+# EXTRA_TRAIN: more sr-train options for every run (a dry run on the CPU: DEVICE=cpu EXTRA_TRAIN="--batch 8 ...")
+read -r -a EXTRA <<< "${EXTRA_TRAIN:-}"
+CPUS=$(getconf _NPROCESSORS_ONLN)  # not nproc: it obeys OMP_NUM_THREADS
+PY=${PYTHON:-python}
+R=$W/results; mkdir -p "$OUT" "$R" "$W"
+el() { echo $(( $(date +%s) - T0 )); }
+log() { echo "[$(el)s] $*" | tee -a "$R/session.log"; }
+pack() { tar -C "$W" -czf "$OUT/results.tar.gz.tmp" results && mv "$OUT/results.tar.gz.tmp" "$OUT/results.tar.gz"; }
+trap pack EXIT
+
+log "start: $(hostname), $CPUS cores"
+nvidia-smi > "$R/nvidia-smi.txt" 2>&1
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" \
+  | tee -a "$R/session.log"
+
+# -- 1. data -----------------------------------------------------------------------------------------------------
+log "textzoom-synth: $N_TRAIN train, $N_TEST per tier"
+$PY -m glyphsr.pipelines.textzoom_synth --out "$W/data" --train "$N_TRAIN" --test "$N_TEST" --seed 0 \
+  --workers "$CPUS" > "$R/synth.log" 2>&1 || log "synth failed: rc $?"
+pack
+
+# -- 2. masks on the CPU || the GPU's tests and benchmarks ----------------------------------------------------------
+log "gem-extract (CPU workers) in the background"
+( $PY -m glyphsr.pipelines.gem_extract --lmdb "$W/data/train" --out "$W/masks.zarr" --gpus none \
+    --workers $(( CPUS > 3 ? CPUS - 2 : 1 )) > "$R/gem_extract.log" 2>&1; echo "rc $?" >> "$R/gem_extract.log" ) &
+GEM=$!
+log "bf16 smoke step"
+PREC=bf16
+$PY - > "$R/smoke.log" 2>&1 <<'PYEOF' || { PREC=fp32; log "bf16 step failed: training in fp32 (see smoke.log)"; }
+import torch
+from glyphsr.sr.losses import GlyphSRLoss
+from glyphsr.sr.modeling import SRConfig, build_model
+m = build_model(SRConfig(residual=True)).cuda().train(); crit = GlyphSRLoss().cuda().train()
+lr, hr = torch.rand(8, 4, 16, 64, device="cuda"), torch.rand(8, 4, 32, 128, device="cuda")
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    loss = crit(m(lr), hr, ["word"] * 8, torch.zeros(8, 1, 32, 128, device="cuda"),
+                torch.zeros(8, 15, 32, 128, device="cuda"))["total"]
+loss.backward(); print("bf16 step ok", float(loss))
+PYEOF
+log "gpu-marked tests"
+timeout 180 $PY -m pytest -q -p no:cacheprovider -m gpu tests/sr/test_gpu.py > "$R/gpu_tests.log" 2>&1
+log "gpu tests rc $? : $(tail -1 "$R/gpu_tests.log")"
+log "bench_train"
+timeout 150 $PY -m bench.bench_train --device cuda --variant full --variant baseline1 --batch 48 --batch 128 \
+  --batch 512 --precision "$PREC" --steps 15 --warmup 5 --no-record > "$R/bench_train.jsonl" 2> "$R/bench_train.err"
+log "bench_train rc $?"
+timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 128 --precision fp32 --steps 10 --warmup 3 \
+  --no-record >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
+timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision "$PREC" --steps 5 \
+  --warmup 3 --profile --no-record > "$R/bench_train_profile.txt" 2>&1
+if [ -f bench/bench_infer.py ]; then
+  timeout 60 $PY -m bench.bench_infer --device cuda --no-record > "$R/bench_infer.txt" 2>&1
+  log "bench_infer rc $?"
+fi
+pack
+wait $GEM
+log "gem-extract: $(tail -1 "$R/gem_extract.log")"
+log "judge's reference rows (bicubic, HR) cached once for all runs"
+$PY - > "$R/reference.log" 2>&1 <<PYEOF
+from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
+from glyphsr.sr.evaluation import load_sets, reference_rows
+sets, _ = load_sets(["$W/data"], $VAL_N, workers=$CPUS)
+judge = RapidOCRRecognizer()
+for s in sets:
+    for sub in (s, s.subset($VAL_DURING)):
+        rows = reference_rows(sub, judge)
+        print(sub.name, len(sub), {k: round(v["accuracy"], 4) for k, v in rows.items()})
+PYEOF
+cat "$R/reference.log" | tee -a "$R/session.log"
+pack
+
+# -- 3. training runs side by side -----------------------------------------------------------------------------------
+LEFT=$(( DEADLINE_S - $(el) - 150 ))  # data loading, validations, the torchrun check, export
+MIN_DEFAULT=$(python3 -c "print(max(0.5, min(4.0, $LEFT / 60)))")
+MINUTES=${MINUTES:-$MIN_DEFAULT}
+log "training: $MINUTES minutes per run, precision $PREC"
+common=(--masks "$W/masks.zarr" --minutes "$MINUTES" --val-limit "$VAL_N" --judge-threads 3
+        --set "train.val_limit=$VAL_DURING" --set "train.val_every=0" --set "train.val_every_s=45"
+        --set "train.precision=$PREC" --set "train.workers=4" --set "train.log_every=25" --device "$DEVICE")
+declare -A ARGS=(
+  [main]="--recipe short --set train.ema=0.995"
+  [paper]="--recipe paper"
+  [noskip]="--recipe short --set model.residual=false"
+  [baseline1]="--recipe short --variant baseline1"
+)
+PIDS=()
+for name in main paper noskip baseline1; do
+  # shellcheck disable=SC2086
+  $PY -m glyphsr.pipelines.sr_train --out "$W/runs/$name" ${ARGS[$name]} "${common[@]}" "${EXTRA[@]}" \
+    > "$R/train_$name.log" 2>&1 &
+  PIDS+=($!)
+done
+for p in "${PIDS[@]}"; do wait "$p"; done
+log "training done"
+for name in main paper noskip baseline1; do
+  mkdir -p "$R/runs/$name"
+  cp "$W/runs/$name"/{config.yaml,metrics.jsonl,summary.json,curves.png,run.json} "$R/runs/$name/" 2>/dev/null
+  log "$name: $(tail -c 300 "$R/train_$name.log" | tr '\n' ' ')"
+done
+nvidia-smi --query-gpu=memory.used,memory.total --format=csv >> "$R/session.log" 2>&1
+pack
+
+# -- 4. export the main run's weights (raw or EMA, whichever read better at the end) --------------------------------
+$PY - > "$R/export.log" 2>&1 <<PYEOF
+import json
+from pathlib import Path
+from glyphsr.pipelines.sr_export import export
+run = Path("$W/runs/main")
+val = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"kind": "val"' in x][-1]
+raw, ema = val["results"]["average"]["sr"], (val["results"].get("ema") or {}).get("average")
+use_ema = ema is not None and ema > raw
+print("final average accuracy raw", raw, "ema", ema, "-> shipping", "ema" if use_ema else "raw")
+for p in export(run / "checkpoints" / "last", Path("$OUT") / "glyphsr-synth", ema=use_ema):
+    print(p, p.stat().st_size)
+for p in export(Path("$W/runs/baseline1/checkpoints/last"), Path("$OUT") / "baseline1-synth"):
+    print(p, p.stat().st_size)
+PYEOF
+log "export: $(cat "$R/export.log" | tr '\n' ' ')"
+pack
+
+# -- 5. torchrun: 2 processes on the one GPU against 1, same global batch and steps ----------------------------------
+if [ $(( DEADLINE_S - $(el) )) -gt 45 ]; then
+  log "torchrun check"
+  ddp=(--masks "$W/masks.zarr" --recipe short --steps 120 --limit 8000 --judge none --set train.workers=4
+       --set "train.precision=$PREC" --set train.log_every=10 --device "$DEVICE")
+  timeout $(( DEADLINE_S - $(el) - 5 )) $PY -m torch.distributed.run --standalone --nproc-per-node 2 \
+    -m glyphsr.pipelines.sr_train --out "$W/runs/ddp2" --batch "${DDP_BATCH:-128}" "${ddp[@]}" "${EXTRA[@]}" \
+    > "$R/train_ddp2.log" 2>&1 &
+  D2=$!
+  timeout $(( DEADLINE_S - $(el) - 5 )) $PY -m glyphsr.pipelines.sr_train --out "$W/runs/ddp1" \
+    --batch $(( 2 * ${DDP_BATCH:-128} )) "${ddp[@]}" "${EXTRA[@]}" > "$R/train_ddp1.log" 2>&1
+  wait $D2
+  for name in ddp1 ddp2; do
+    mkdir -p "$R/runs/$name"; cp "$W/runs/$name"/{metrics.jsonl,summary.json} "$R/runs/$name/" 2>/dev/null
+  done
+  log "torchrun check done"
+else
+  log "no time left for the torchrun check"
+fi
+log "end"
