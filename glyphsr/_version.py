@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 from pathlib import Path
 
@@ -33,8 +34,11 @@ def git_commit(root: str | Path | None = None) -> tuple[str, bool] | None:
 def code_version() -> str:
     """``__version__``, plus ``+g<commit>`` (and ``.dirty``) when running from a git checkout.
 
-    Stores and checkpoints record this, so a result can be traced to the code that made it.
+    Stores and checkpoints record this, so a result can be traced to the code that made it. A copy without its git
+    folder (e.g. a tree shipped to another machine) can name its commit in $GLYPHSR_CODE_VERSION.
     """
+    if os.environ.get("GLYPHSR_CODE_VERSION"):
+        return os.environ["GLYPHSR_CODE_VERSION"]
     found = git_commit()
     if found is None:
         return __version__
