@@ -20,6 +20,7 @@ import click
 import numpy as np
 
 from bench._record import record
+from glyphsr.data.labels import MAX_CHARS
 from glyphsr.data.synth.generator import generate
 from glyphsr.gem.extractor import GEMConfig, GlyphExtractor, label_chars
 from glyphsr.gem.selection import SelectionConfig
@@ -79,7 +80,7 @@ def main(data: str | None, n: int, seed: int, no_record: bool) -> None:
     t0 = time.perf_counter()
     ex.extract(imgs[:m], labels[:m])
     sam_s = (time.perf_counter() - t0) / m
-    prompts = float(np.mean([2 * 9 * min(len(label_chars(x)), 15) for x in labels[:m]]))
+    prompts = float(np.mean([2 * 9 * min(len(label_chars(x)), MAX_CHARS) for x in labels[:m]]))
     result = {
         "n_per_tier": n, "seed": seed,
         "quality": {k: {t: {"char_iou": round(r["char_iou"], 4), "line_iou": round(r["line_iou"], 4)}

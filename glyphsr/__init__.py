@@ -1,6 +1,6 @@
 """glyphsr: glyph-aware scene text image super-resolution (GlyphSR, AAAI 2025) as a toolkit.
 
-Subpackages (see DESIGN.md of the project):
+Subpackages (the README's "Layout" section lists them with their modules):
 
 - ``glyphsr.data``: TextZoom LMDB reading/writing, label filters, the synthetic TextZoom generator.
 - ``glyphsr.recognizers``: pretrained text recognizers behind one small interface.

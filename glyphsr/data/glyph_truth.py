@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from glyphsr.data.labels import MAX_CHARS
 from glyphsr.data.textzoom import HR_SIZE
 
 
@@ -48,7 +49,7 @@ def resample_label_map(label_map: np.ndarray, n_chars: int, size: tuple[int, int
     return np.where(text, cov.argmax(axis=0) + 1, 0).astype(np.uint8)
 
 
-def char_masks(label_map: np.ndarray, n_chars: int, max_chars: int = 15,
+def char_masks(label_map: np.ndarray, n_chars: int, max_chars: int = MAX_CHARS,
                size: tuple[int, int] = HR_SIZE) -> np.ndarray:
     """Per-character binary masks uint8 (max_chars, H, W) from the area-resampled label map.
 

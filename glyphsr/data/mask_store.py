@@ -46,10 +46,10 @@ from pathlib import Path
 import numpy as np
 
 from glyphsr.data.labels import MAX_CHARS
-from glyphsr.data.textzoom import TextZoomLMDB
+from glyphsr.data.textzoom import HR_SIZE, LR_SIZE, TextZoomLMDB
 
-MASK_SIZE = (32, 128)
-LEVEL1_SIZE = (16, 64)
+MASK_SIZE = HR_SIZE  # masks are at the HR image's size (TextZoom protocol)
+LEVEL1_SIZE = LR_SIZE  # the GPM's, half of it
 STATUS_PENDING, STATUS_OK, STATUS_FAILED, STATUS_NO_GLYPH = 0, 1, 2, 3
 STATUS_NAMES = {STATUS_PENDING: "pending", STATUS_OK: "ok", STATUS_FAILED: "failed", STATUS_NO_GLYPH: "no glyph"}
 SCHEMA_VERSION = 1

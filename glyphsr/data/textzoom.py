@@ -146,6 +146,18 @@ def _decode_glyph(data: bytes, what: str, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.uint8)
 
 
+#: ITU-R BT.601 luma weights of R, G, B: PIL's ``convert("L")``, EasyOCR and the STISR code's gray images.
+LUMA_601 = (0.299, 0.587, 0.114)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of RGB on the last axis: (..., 3) -> (...), in the input's range (float32 for integers).
+    Torch tensors with channels first: :func:`glyphsr.recognizers.images.luma`."""
+    x = rgb.astype(np.float32) if rgb.dtype.kind in "iub" else rgb
+    r, g, b = LUMA_601
+    return x[..., 0] * r + x[..., 1] * g + x[..., 2] * b
+
+
 def text_mask(img: Image.Image) -> np.ndarray:
     """TPGSR's mask channel: gray > mean -> 0, else 1. Returns float32 (H, W)."""
     gray = np.asarray(img.convert("L"), dtype=np.float32)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from glyphsr.data.labels import MAX_CHARS
 from glyphsr.gem.ctc_align import viterbi_align
 from glyphsr.recognizers.easyocr_crnn import CHARSET, load_easyocr_crnn, preprocess
 
@@ -70,7 +71,7 @@ class CTCAttention:
     name = "ctc"
 
     def __init__(self, *, weights: str | None = None, device: str = "cpu", dtype: str = "auto",
-                 batch_size: int = 64, max_chars: int = 15):
+                 batch_size: int = 64, max_chars: int = MAX_CHARS):
         self.device = torch.device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = load_easyocr_crnn(weights, self.device)

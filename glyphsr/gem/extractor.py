@@ -3,10 +3,13 @@
 Steps (paper, "Glyph Extraction Module"): K-means foreground; per-character attention (``ctc`` or ``stt``); two
 key points per character; 4K+1 anchors per key point as positive point prompts; candidate masks from a promptable
 segmenter (``classical`` or ``sam``); selection by tau, glyph-attention IoU and the confidence/sqrt(area)
-fallback. Two steps of ours, each switchable and measured in bench/bench_gem.py: overlapping selections are
-resolved pixel by pixel to the character whose cell holds the pixel (``exclusive``), and the line mask is the text
-(alpha >= threshold) of the connected components the character masks touch, not only their union
-(``line="components"``; ``"union"`` is the paper's definition).
+fallback. Steps of ours, each switchable and measured in bench/bench_gem.py (docs/paper.md compares them with
+the paper): character cells cut at the ink valley between CTC peaks, not the midpoint (``valley_cells``);
+overlapping selections resolved pixel by pixel to the character whose cell holds the pixel (``exclusive``); text
+components no chosen mask touches given to the character whose cell holds most of them (``orphans``); the line
+mask as the text (alpha >= threshold) of the connected components the character masks touch, not only their
+union (``line="components"``; ``"union"`` is the paper's definition); and, given the native-size HR images
+(``extract(..., native=...)``), the text coverage measured there and area-averaged to 32x128.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 
 from glyphsr.data.labels import MAX_CHARS, str_filt
 from glyphsr.data.mask_store import STATUS_NO_GLYPH, STATUS_OK
+from glyphsr.data.textzoom import HR_SIZE
 from glyphsr.gem.foreground import kmeans_foreground, text_alpha
 from glyphsr.gem.keypoints import (
     anchors,
@@ -30,8 +34,6 @@ from glyphsr.gem.keypoints import (
 )
 from glyphsr.gem.segmenters.classical import ClassicalConfig
 from glyphsr.gem.selection import NO_CANDIDATE, SelectionConfig, select_masks
-
-SIZE = (32, 128)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ class GlyphExtractor:
         coverage is then measured there and area-averaged to 32x128, as the glyph ground truth is defined."""
         cfg = self.config
         images = np.asarray(hr_images)
-        if images.ndim != 4 or images.shape[1:] != (*SIZE, 3) or images.dtype != np.uint8:
+        if images.ndim != 4 or images.shape[1:] != (*HR_SIZE, 3) or images.dtype != np.uint8:
             raise ValueError(f"hr_images must be uint8 (B, 32, 128, 3), got {images.dtype} {images.shape}")
         if len(labels) != len(images):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -232,9 +234,9 @@ def _native_alpha(img: np.ndarray, window: int, threshold: float) -> np.ndarray:
     from glyphsr.data.glyph_truth import area_resize
 
     fg, levels = kmeans_foreground(img[None])
-    scale = max(1, round(img.shape[0] / SIZE[0]))
+    scale = max(1, round(img.shape[0] / HR_SIZE[0]))
     a = text_alpha(img[None], fg, levels, window * scale | 1)[0]
-    return area_resize((a >= threshold).astype(np.float32)[None], SIZE)[0]
+    return area_resize((a >= threshold).astype(np.float32)[None], HR_SIZE)[0]
 
 
 def _adopt_orphans(masks: np.ndarray, text: np.ndarray, lo: np.ndarray, hi: np.ndarray, inside: float

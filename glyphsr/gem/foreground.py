@@ -10,11 +10,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from glyphsr.data.textzoom import luma
+
 
 def gray(images: np.ndarray) -> np.ndarray:
     """RGB uint8 (B, H, W, 3) -> float32 (B, H, W) luma in 0..255."""
-    x = images.astype(np.float32)
-    return x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
+    return luma(images)
 
 
 def kmeans2(x: np.ndarray, iters: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ Per character two key points:
     vertical center of the foreground around it;
 (b) the center of the minimum bounding rectangle of the glyph attention = foreground x the attention expanded
     over the height. A 1D CTC attention is spiky (a character fires on one or two steps), so its expansion is the
-    character's cell: the columns between the midpoints to the neighbouring characters' peaks.
+    character's cell: the columns between its neighbours' peaks, cut at the ink valley (the lowest column of the
+    text profile) between each pair of peaks, or at the midpoint when no profile is given (:func:`cells`).
 
 Each key point is shifted up, down, left and right by each step size: 4K + 1 anchors per key point, clipped.
 """

@@ -11,8 +11,10 @@ import numpy as np
 from glyphsr.data.glyph_truth import resample_label_map
 
 
-def truth_at(label_map: np.ndarray, n_chars: int, size: tuple[int, int] = (32, 128)) -> np.ndarray:
-    return resample_label_map(label_map, n_chars, size)
+def truth_at(label_map: np.ndarray, n_chars: int) -> np.ndarray:
+    """The ground truth at 32x128 (:func:`~glyphsr.data.glyph_truth.resample_label_map`), what masks are compared
+    with."""
+    return resample_label_map(label_map, n_chars)
 
 
 def mask_ious(char: np.ndarray, line: np.ndarray, truth: np.ndarray, n_chars: int) -> tuple[np.ndarray, float]:

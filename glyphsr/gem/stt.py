@@ -9,10 +9,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from glyphsr.data.labels import MAX_CHARS
+from glyphsr.data.textzoom import HR_SIZE
 from glyphsr.gem.attention import Attention
-from glyphsr.recognizers.stt import STT_CHARSET, STTTransformer, encode_labels, load_stt
+from glyphsr.recognizers.images import luma
+from glyphsr.recognizers.stt import STTTransformer, encode_labels, load_stt
 
-__all__ = ["STT_CHARSET", "STTAttention", "STTTransformer", "encode_labels", "load_stt"]
+__all__ = ["STTAttention"]
 
 
 class STTAttention:
@@ -21,7 +24,7 @@ class STTAttention:
     name = "stt"
 
     def __init__(self, *, checkpoint: str | None = None, model: STTTransformer | None = None, device: str = "cpu",
-                 max_chars: int = 15, batch_size: int = 64):
+                 max_chars: int = MAX_CHARS, batch_size: int = 64):
         if model is None:
             if checkpoint is None:
                 raise ValueError("STTAttention needs a checkpoint (pretrain_transformer.pth) or a model")
@@ -39,9 +42,9 @@ class STTAttention:
         valid = np.zeros((b, L), bool)
         reasons: list[str | None] = [None] * b
         x = torch.as_tensor(np.ascontiguousarray(images), device=self.device).float() / 255.0
-        gray = (x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114)[:, None]  # (B, 1, H, W)
-        gray = F.interpolate(gray, size=(32, 128), mode="bilinear", align_corners=False) if (h, w) != (32, 128) \
-            else gray
+        gray = luma(x.permute(0, 3, 1, 2))  # (B, 1, H, W)
+        if (h, w) != HR_SIZE:  # the Telescope transformer reads 32x128
+            gray = F.interpolate(gray, size=HR_SIZE, mode="bilinear", align_corners=False)
         for a in range(0, b, self.batch_size):
             sl = slice(a, a + self.batch_size)
             tokens, targets = encode_labels(chars[sl])

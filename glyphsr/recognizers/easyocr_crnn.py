@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glyphsr.recognizers.checkpoints import load_weights
+from glyphsr.recognizers.images import luma
 
 #: english_g2's characters (EasyOCR config); logit index i >= 1 is CHARSET[i - 1], 0 is the CTC blank.
 CHARSET = "0123456789!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ €ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -102,17 +103,23 @@ def load_easyocr_crnn(weights: str | os.PathLike | None = None, device: str | to
     return load_weights(EasyOCRCRNN(), path, "EasyOCR CRNN (english_g2)").to(device).eval()
 
 
-def preprocess(images: np.ndarray | torch.Tensor, height: int = INPUT_HEIGHT) -> torch.Tensor:
-    """RGB images (B, H, W, 3) uint8 -> (B, 1, height, W * height / H) float in [-1, 1], as EasyOCR feeds them
-    (grayscale by ITU-R 601 luma, bicubic resize keeping the aspect ratio)."""
-    x = torch.as_tensor(np.require(images, requirements=["C", "W"])) if isinstance(images, np.ndarray) else images
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected RGB images (B, H, W, 3), got {tuple(x.shape)}")
-    x = x.float()
-    gray = (x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114)[:, None] / 255.0  # (B, 1, H, W)
+def crnn_input(gray: torch.Tensor, height: int = INPUT_HEIGHT) -> torch.Tensor:
+    """Gray images (B, 1, H, W) in [0, 1] -> EasyOCR's input (B, 1, height, W * height / H) in [-1, 1]: bicubic
+    resize keeping the aspect ratio. RGB(M) in [0, 1]: ``crnn_input(luma(images))``
+    (:func:`glyphsr.recognizers.images.luma`)."""
     h, w = gray.shape[-2:]
     gray = F.interpolate(gray, size=(height, round(w * height / h)), mode="bicubic", align_corners=False)
     return (gray.clamp(0, 1) - 0.5) / 0.5
+
+
+def preprocess(images: np.ndarray | torch.Tensor, height: int = INPUT_HEIGHT) -> torch.Tensor:
+    """RGB images (B, H, W, 3) uint8 -> (B, 1, height, W * height / H) float in [-1, 1], as EasyOCR feeds them
+    (grayscale by ITU-R 601 luma, then :func:`crnn_input`)."""
+    x = torch.as_tensor(np.require(images, requirements=["C", "W"])) if isinstance(images, np.ndarray) else images
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected RGB images (B, H, W, 3), got {tuple(x.shape)}")
+    gray = luma(x.float().permute(0, 3, 1, 2)) / 255.0  # (B, 1, H, W)
+    return crnn_input(gray, height)
 
 
 def greedy_decode(logits: torch.Tensor) -> list[str]:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from glyphsr.gem.stt import STTAttention, STTTransformer, encode_labels, load_stt
+from glyphsr.gem.stt import STTAttention
+from glyphsr.recognizers.stt import STTTransformer, encode_labels, load_stt
 from tests.gem.conftest import render_word
 
 # Parameter names and shapes of FudanVI's pretrain_transformer.pth (read from the public model definition).

@@ -31,7 +31,7 @@ from glyphsr.data.synth.degrade import TIERS, degrade_lr, finish_hr
 from glyphsr.data.synth.fonts import Font, available_fonts, split_fonts
 from glyphsr.data.synth.render import label_map, random_homography, render_layers, warp_to_frame
 from glyphsr.data.synth.words import sample_label, word_buckets
-from glyphsr.data.textzoom import TextZoomWriter
+from glyphsr.data.textzoom import LUMA_601, TextZoomWriter
 
 SPLITS = ("train", "easy", "medium", "hard")
 _SPLIT_CODE = {name: i for i, name in enumerate(SPLITS)}
@@ -49,7 +49,8 @@ class SynthSample:
 
 
 def _lum(c: np.ndarray) -> float:
-    return float(0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2])
+    r, g, b = LUMA_601
+    return float(r * c[0] + g * c[1] + b * c[2])
 
 
 def _colors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
