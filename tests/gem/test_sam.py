@@ -109,4 +109,6 @@ def test_load_sam_round_trip_vit_b(tmp_path) -> None:
     torch.save(sam.state_dict(), path)
     loaded = load_sam(path, "vit_b")
     a, b = sam.state_dict(), loaded.state_dict()
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in list(a)[:20])
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]  # every tensor: a random rebuild differs in each weight
+    assert not differ, differ[:5]

@@ -104,6 +104,31 @@ def test_total_loss_terms_follow_the_variant() -> None:
         GlyphSRLoss(LossConfig(text_focus="ctc"))
 
 
+def test_loss_weights_are_applied_as_configured() -> None:
+    """Each term is its unit-weight value times the configured weight: the paper's 1, 1, 0.1, 1 and the text
+    focus's 10 / 0.0005 by default, and whatever a configuration says instead."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = build_model(SRConfig()).eval()(torch.rand(2, 4, 16, 64))
+    hr = torch.rand(2, 4, 32, 128)
+    line = (torch.rand(2, 1, 32, 128) > 0.7).float()
+    char = (torch.rand(2, 15, 32, 128) > 0.95).float()
+    unit_tf = CRNNTextFocus(w_att=1.0, w_rec=1.0)
+    unit = GlyphSRLoss(LossConfig(w_pix=1.0, w_tf=1.0, w_hog=1.0, w_glyph=1.0), text_focus=unit_tf)
+    ref = {k: float(v) for k, v in unit(out, hr, ["ab", "c!"], line, char).items() if k != "total"}
+    assert all(v > 0 for v in ref.values()), ref  # a zero term would make any weight look right
+    cases = [(LossConfig(), 10.0, 0.0005, {"pix": 1, "tf_att": 10, "tf_rec": 0.0005, "hog": 0.1, "line": 1,
+                                          "char": 1, "cls": 1}),
+             (LossConfig(w_pix=2.0, w_tf=3.0, w_hog=0.5, w_glyph=4.0), 7.0, 0.01,
+              {"pix": 2, "tf_att": 21, "tf_rec": 0.03, "hog": 0.5, "line": 4, "char": 4, "cls": 4})]
+    for cfg, w_att, w_rec, weight in cases:
+        tf = CRNNTextFocus(w_att=w_att, w_rec=w_rec, model=unit_tf.recognizer)
+        got = GlyphSRLoss(cfg, text_focus=tf)(out, hr, ["ab", "c!"], line, char)
+        assert set(got) == set(weight) | {"total"}
+        for k, w in weight.items():
+            assert float(got[k]) == pytest.approx(w * ref[k], rel=1e-5), k
+
+
 def _telescope_reference(data: np.ndarray) -> torch.Tensor:
     """The Scene Text Telescope's load_confuse_matrix, loops and all, as the reference."""
     std = "-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -23,7 +23,7 @@ def _check_step(cfg: SRConfig) -> None:
     lr = torch.rand(2, 4, 16, 64)
     out = model(lr)
     assert out.sr.shape == (2, 4, 32, 128) and out.tp_probs.shape == (2, 97, 1, 63)
-    assert 0 <= float(out.sr.detach().min()) and float(out.sr.detach().max()) <= 1
+    assert not torch.allclose(out.sr[0], out.sr[1])  # the SR image depends on the LR image
     r = cfg.resolved()
     for name, shape in (("line", (2, 1, 16, 64)), ("char", (2, 15, 16, 64)), ("cls", (2, 15, CLS_CLASSES))):
         value = getattr(out, name)
