@@ -141,9 +141,9 @@ log "export: $(cat "$R/export.log" | tr '\n' ' ')"
 pack
 
 # -- 5. torchrun: 2 processes on the one GPU against 1, same global batch and steps ----------------------------------
-if [ $(( DEADLINE_S - $(el) )) -gt 45 ]; then
+if [ $(( DEADLINE_S - $(el) )) -gt 40 ]; then
   log "torchrun check"
-  ddp=(--masks "$W/masks.zarr" --recipe short --steps 120 --limit 8000 --judge none --set train.workers=4
+  ddp=(--masks "$W/masks.zarr" --recipe short --steps 80 --limit 4000 --judge none --set train.workers=4
        --set "train.precision=$PREC" --set train.log_every=10 --device "$DEVICE")
   timeout $(( DEADLINE_S - $(el) - 5 )) $PY -m torch.distributed.run --standalone --nproc-per-node 2 \
     -m glyphsr.pipelines.sr_train --out "$W/runs/ddp2" --batch "${DDP_BATCH:-128}" "${ddp[@]}" "${EXTRA[@]}" \
