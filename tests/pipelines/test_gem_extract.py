@@ -16,7 +16,14 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from glyphsr.data.mask_store import STATUS_FAILED, STATUS_NO_GLYPH, STATUS_OK, MaskStore, StoreError
+from glyphsr.data.mask_store import (
+    STATUS_FAILED,
+    STATUS_NO_GLYPH,
+    STATUS_OK,
+    MaskStore,
+    StoreError,
+    check_store_source,
+)
 from glyphsr.data.textzoom import TextZoomError, TextZoomLMDB, textzoom_resize
 from glyphsr.gem.extractor import GEMConfig, GlyphExtractor
 from glyphsr.pipelines import gem_extract as ge
@@ -75,6 +82,9 @@ def test_cli_run_matches_in_process_loop(extracted, mixed_lmdb: Path) -> None:
     assert "label" in store.reasons()[16] and store.reasons()[4]
     assert store.meta["source"]["fingerprint"] == TextZoomLMDB(mixed_lmdb).fingerprint()
     assert store.meta["segmenter"] == "classical" and store.meta["summary"]["failed"] == 2
+    check_store_source(store, mixed_lmdb, config=GEMConfig().to_dict())  # what sr-train asks; device is runtime
+    with pytest.raises(StoreError, match="sample count"):
+        check_store_source(store, mixed_lmdb, count=12)
 
     # the same extractor in this process, over the readable records in one pass
     ds = TextZoomLMDB(mixed_lmdb)
