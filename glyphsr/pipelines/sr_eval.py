@@ -8,8 +8,9 @@ weighted by TextZoom's tier sizes, PSNR and SSIM, for bicubic, the model (and it
 
 Without ``--checkpoint`` (and without ``--sr-dir``) the weights shipped with glyphsr are used. Bicubic and HR rows
 depend only on the data and the judge and are cached (keyed by the LMDB's fingerprint and the judge) under
-$GLYPHSR_CACHE (default ~/.cache/glyphsr). Exit status: 0, 1 when some records were bad (listed, and left out of
-every row alike), 2 for bad input.
+$GLYPHSR_CACHE (default ~/.cache/glyphsr). SR images are judged and measured as 8-bit images (what ``--save-sr``
+writes), so ``--sr-dir`` on saved images gives the model row's figures. ``--json`` also records the seconds spent per
+stage. Exit status: 0, 1 when some records were bad (listed, and left out of every row alike), 2 for bad input.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ def read_sr_dir(folder: Path, s, single: bool):
         if not p.is_file():
             raise FileNotFoundError(f"--sr-dir: {p} is missing (expected one PNG per record, named by its 1-based "
                                     f"LMDB index as %09d)")
-        img = Image.open(p).convert("RGB")
+        try:
+            img = Image.open(p).convert("RGB")
+        except OSError as exc:  # PIL's UnidentifiedImageError and truncated files alike
+            raise ValueError(f"--sr-dir: {p} is not a readable image ({exc})") from None
         if img.size != (128, 32):
             img = img.resize((128, 32), Image.BICUBIC)
         out.append(np.asarray(img).transpose(2, 0, 1))
@@ -112,6 +116,7 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
          no_cache) -> None:
     """Judge a model (or SR images) on TextZoom-format test sets: accuracy per judge, PSNR, SSIM."""
     import torch
+    from rich.markup import escape
 
     from glyphsr.data.textzoom import TextZoomError
     from glyphsr.recognizers.judges import build_judge, parse_judge_spec
@@ -130,6 +135,13 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
     )
 
     t0 = time.perf_counter()
+    timings: dict[str, float] = {}  # seconds per stage, in the JSON and the last line
+
+    def lap(stage: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[stage] = round(timings.get(stage, 0.0) + now - since, 2)
+        return now
+
     specs = [x.strip() for r in recognizers for x in r.split(",") if x.strip()]
     try:
         names = [parse_judge_spec(x)[0] for x in specs]
@@ -144,8 +156,12 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
     if sr_dir is None:
         try:
             if checkpoint is None or not Path(checkpoint).exists():
-                from glyphsr.weights import DEFAULT, shipped_path
+                from glyphsr.weights import DEFAULT, available, shipped_path
 
+                if checkpoint is not None and checkpoint not in available():
+                    shipped = ", ".join(available()) or "none in this copy"
+                    fail(f"--checkpoint {checkpoint}: no such folder or file, nor the name of shipped weights "
+                         f"(shipped: {shipped})")
                 checkpoint = str(shipped_path(checkpoint or DEFAULT))
             model, meta = load_model(checkpoint, dev)
             models["model"] = model
@@ -155,10 +171,13 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
             fail(str(exc))
     elif checkpoint is not None:
         fail("--sr-dir judges images made elsewhere: give no --checkpoint with it")
+    elif not Path(sr_dir).is_dir():
+        fail(f"--sr-dir {sr_dir}: no such folder")
     try:
         judges = [build_judge(x, dev) for x in specs]
     except (ValueError, FileNotFoundError, OSError) as exc:
         fail(f"--recognizer: {exc}")
+    t = lap("load", t0)
     # -- the data --------------------------------------------------------------------------------------------------
     try:
         sets, bad = load_sets(list(lmdbs), limit)
@@ -167,31 +186,35 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
     empty = [s.name for s in sets if len(s) == 0]
     if empty:
         fail(f"no readable records in {', '.join(empty)}: nothing to judge")
+    t = lap("data", t)
     single = len(sets) == 1
     n_bad = sum(len(b) for b in bad.values())
     for name, b in bad.items():
         for idx, reason in sorted(b.items()):
-            console.print(f"[yellow]{name}: record {idx} left out: {reason}[/]")
+            console.print(f"[yellow]{escape(name)}: record {idx} left out: {escape(reason)}[/]", soft_wrap=True)
     console.print(f"sets: {', '.join(f'{s.name} ({len(s)})' for s in sets)}; judges: {', '.join(specs)}; "
-                  f"{'SR from ' + sr_dir if sr_dir else 'model ' + str(checkpoint)} on {dev}")
+                  f"{'SR from ' + sr_dir if sr_dir else 'model ' + str(checkpoint)} on {dev}", markup=False,
+                  soft_wrap=True)
     # -- SR images, once per model ---------------------------------------------------------------------------------
     sr_images: dict[str, dict[str, torch.Tensor]] = {}
-    try:
-        for s in sets:
-            if sr_dir is not None:
+    for s in sets:
+        if sr_dir is not None:
+            try:
                 sr_images.setdefault("model", {})[s.name] = read_sr_dir(Path(sr_dir), s, single)
-            for key, m in models.items():
-                sr_images.setdefault(key, {})[s.name] = super_resolve(
-                    lambda x, m=m: m(x).sr, s.lr, dev, batch, autocast=dev.type == "cuda")
-    except FileNotFoundError as exc:
-        fail(str(exc))
+            except (FileNotFoundError, ValueError) as exc:
+                fail(str(exc))
+        for key, m in models.items():
+            sr_images.setdefault(key, {})[s.name] = super_resolve(
+                lambda x, m=m: m(x).sr, s.lr, dev, batch, autocast=dev.type == "cuda")
     if save_sr and "model" in models:
         for s in sets:
             write_sr_pngs(Path(save_sr), s, sr_images["model"][s.name], single)
+    t = lap("sr", t)
     # -- judging ---------------------------------------------------------------------------------------------------
     results: dict[str, dict] = {}
     for spec, judge in zip(specs, judges):
         per = evaluate(None, sets, judge, dev, batch, use_cache=not no_cache)
+        t = lap("reference_rows", t)
         for s in sets:
             hr = s.hr.float() / 255
             for key, imgs in sr_images.items():
@@ -200,6 +223,7 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
                                     "readings": readings, "psnr": float(psnr(imgs[s.name], hr).mean()),
                                     "ssim": float(ssim(imgs[s.name], hr).mean())}
         results[spec] = per
+        t = lap("sr_rows", t)
     rows = [("bicubic", "bicubic")] + [(k, {"model": "model", "model_ema": "model (EMA)"}[k]) for k in sr_images] \
         + [("hr", "HR")]
     first = results[specs[0]]
@@ -208,7 +232,7 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
     if legacy_metrics:
         for s in sets:
             hr = s.hr.float() / 255
-            imgs = {"bicubic": bicubic_up(s.lr.float() / 255), "hr": hr,
+            imgs = {"bicubic": bicubic_up(s.lr), "hr": hr,
                     **{k: v[s.name] for k, v in sr_images.items()}}
             for k, _ in rows:
                 pairs = [(imgs[k][i:i + batch], hr[i:i + batch]) for i in range(0, len(s), batch)]
@@ -216,16 +240,16 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
                 metrics[s.name][k]["legacy_ssim"] = legacy_ssim(pairs)
     set_names = [s.name for s in sets]
     judge_rows = [(spec, _biased(n, meta)) for spec, n in zip(specs, names)]
-    report.print(markdown(results, set_names, rows, judge_rows, metrics), markup=False)
+    report.print(markdown(results, set_names, rows, judge_rows, metrics), markup=False, soft_wrap=True)
     if legacy_metrics:
         report.print(f"TextZoom-code PSNR / SSIM (per batch of {batch}, averaged over batches): " + "; ".join(
             f"{s} {k}: {metrics[s][k]['legacy_psnr']:.2f} / {metrics[s][k]['legacy_ssim']:.4f}"
-            for s in set_names for k, _ in rows), markup=False)
+            for s in set_names for k, _ in rows), markup=False, soft_wrap=True)
     if json_out:
         out = {"checkpoint": checkpoint, "sr_dir": sr_dir, "sets": {s.name: len(s) for s in sets},
                "bad_records": {k: {str(i): r for i, r in v.items()} for k, v in bad.items()},
                "metrics": metrics, "accuracy": {}, "average": {}, "biased": dict(judge_rows),
-               "readings": {}, "seconds": round(time.perf_counter() - t0, 1),
+               "readings": {}, "seconds": round(time.perf_counter() - t0, 1), "timings": timings,
                "model_step": meta.get("step") if meta else None}
         for spec in specs:
             out["accuracy"][spec] = {s: {k: results[spec][s][k]["accuracy"] for k, _ in rows} for s in set_names}
@@ -234,7 +258,8 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
             out["readings"][spec] = {s: {k: results[spec][s][k]["readings"] for k, _ in rows} for s in set_names}
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(out, indent=1))
-    console.print(f"judged in {time.perf_counter() - t0:.1f} s")
+    console.print(f"judged in {time.perf_counter() - t0:.1f} s ("
+                  + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in timings.items()) + ")", soft_wrap=True)
     sys.exit(1 if n_bad else 0)
 
 

@@ -43,8 +43,19 @@ def rgbm(images: torch.Tensor) -> torch.Tensor:
 
 
 def bicubic_up(lr: torch.Tensor, scale: int = 2) -> torch.Tensor:
-    """LR (B, C, h, w) in [0, 1] -> bicubic upsampling by ``scale``, clamped to [0, 1]."""
-    return F.interpolate(lr.float(), scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+    """LR (B, C, h, w), uint8 or float in [0, 1] -> float (B, C, h * scale, w * scale) in [0, 1]: the "bicubic" row.
+
+    PIL's bicubic (Keys a = -0.5), the kernel that reads the data (``glyphsr.data.decode``) and that calibrated the
+    synthetic tiers (``bench/calibrate_tiers.py``): ``antialias=True`` selects it in PyTorch. Its uint8 path (taken
+    for uint8 input, on the CPU) follows PIL's fixed-point passes: identical on the synthetic tiers, at most one
+    level off on random noise. Float input gets the same kernel without PIL's intermediate rounding and clipping.
+    ``F.interpolate``'s default kernel (a = -0.75) read 2-3 points lower with RapidOCR on 300 synthetic images per
+    tier; the anchors' ``BICUBIC`` uses that kernel with ``align_corners=True``."""
+    if lr.dtype == torch.uint8:
+        up = F.interpolate(lr.cpu(), scale_factor=scale, mode="bicubic", align_corners=False, antialias=True)
+        return up.float() / 255
+    return F.interpolate(lr.float(), scale_factor=scale, mode="bicubic", align_corners=False,
+                         antialias=True).clamp(0, 1)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -115,7 +126,7 @@ class EvalSet:
     labels: list[str]
     indices: list[int] | None = None  # 1-based LMDB index of each sample
     key: str | None = None  # identifies the data (LMDB fingerprint and size) for the on-disk reference cache
-    reference: dict[str, dict] = field(default_factory=dict)  # judge name -> {"bicubic": row, "hr": row}
+    reference: dict[str, dict] = field(default_factory=dict)  # judge -> {"bicubic": row, "hr": row}
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -167,6 +178,11 @@ def judge_images(judge, images: torch.Tensor, labels: Sequence[str], batch: int 
     return is_correct(readings, labels), readings
 
 
+#: Bumped whenever the reference rows' computation changes, so that rows cached by another version are not read.
+#: 2: bicubic with PIL's kernel (1: ``F.interpolate``'s default kernel).
+REFERENCE_VERSION = 2
+
+
 def judge_key(judge) -> str | None:
     """What identifies a judge's readings for the reference cache (``cache_key`` attribute, else None: no cache)."""
     return getattr(judge, "cache_key", None)
@@ -207,22 +223,23 @@ def _save_rows(path: Path, s: EvalSet, rows: dict[str, dict]) -> None:
 def reference_rows(s: EvalSet, judge, batch: int = 256, use_cache: bool = True) -> dict[str, dict]:
     """Bicubic and HR rows of a set for a judge, kept on the set and, when the set has a ``key`` (its LMDB's
     fingerprint and size) and the judge a ``cache_key``, on disk under $GLYPHSR_CACHE (default ~/.cache/glyphsr)."""
-    name = getattr(judge, "name", str(judge))
-    if name in s.reference:
-        return s.reference[name]
     jk = judge_key(judge)
-    path = cache_dir() / f"{s.key}-{jk}.json" if (use_cache and s.key and jk) else None
+    # two judges of one name (crnn with two weight files) must not share rows: keep them by cache key or identity
+    mem = jk or f"{getattr(judge, 'name', type(judge).__name__)}@{id(judge):x}"
+    if mem in s.reference:
+        return s.reference[mem]
+    path = cache_dir() / f"{s.key}-{jk}-v{REFERENCE_VERSION}.json" if (use_cache and s.key and jk) else None
     rows = _load_rows(path, s) if path is not None and path.is_file() else None
     if rows is None:
         hr = s.hr.float() / 255
-        bic = bicubic_up(s.lr.float() / 255)
+        bic = bicubic_up(s.lr)
         rows = {}
         for row, img in (("bicubic", bic), ("hr", hr)):
             correct, readings = judge_images(judge, img, s.labels, batch)
             rows[row] = _row(correct, img, hr, readings)
         if path is not None:
             _save_rows(path, s, rows)
-    s.reference[name] = rows
+    s.reference[mem] = rows
     return rows
 
 
@@ -230,13 +247,14 @@ def reference_rows(s: EvalSet, judge, batch: int = 256, use_cache: bool = True) 
 def super_resolve(sr_fn: Callable[[torch.Tensor], torch.Tensor], lr_uint8: torch.Tensor, device: torch.device,
                   batch: int = 256, autocast: bool = False) -> torch.Tensor:
     """Run ``sr_fn`` (RGBM LR (B, 4, 16, 64) -> SR RGB(M) (B, C, 32, 128)) over uint8 LR images; returns RGB float
-    (N, 3, 32, 128) in [0, 1] on the CPU."""
+    (N, 3, 32, 128) in [0, 1] on the CPU, quantized to multiples of 1/255: the images a PNG holds, so the metrics
+    of SR images saved and judged again (``sr-eval --save-sr``, then ``--sr-dir``) are the same numbers."""
     out = []
     for s in range(0, len(lr_uint8), batch):
         x = rgbm(lr_uint8[s:s + batch].to(device, non_blocking=True))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             y = sr_fn(x)
-        out.append(y[:, :3].float().clamp(0, 1).cpu())
+        out.append(y[:, :3].float().clamp(0, 1).mul(255).round().div(255).cpu())
     return torch.cat(out) if out else torch.zeros(0, 3, 32, 128)
 
 
