@@ -14,7 +14,9 @@
 # Everything comes back through $OUT (at most 8 files of 16 MiB): results.tar.gz is rebuilt after each stage, so a
 # session cut short still returns what it measured. Environment: OUT, WORK, N_TRAIN (20000), N_TEST (1000),
 # MINUTES (training time per run, default: what the DEADLINE leaves, at most 4), DEADLINE_S (520: the script
-# budgets its stages to end by then), VAL_N (500 per tier at the end, 200 during training).
+# budgets its stages to end by then), VAL_N (500 per tier at the end, 200 during training). A short session:
+# SKIP_BENCH=1 (no smoke step, tests, benchmarks), RUNS="main" (which runs), MAIN_ARGS (the main run's options),
+# SKIP_DDP=1, JUDGE_THREADS, VAL_EVERY_S, PREC.
 set -u
 T0=$(date +%s)
 OUT=${OUT:-/tmp/gpu-out}; W=${WORK:-/tmp/gpu-work}
@@ -46,8 +48,9 @@ log "gem-extract (CPU workers) in the background"
 ( $PY -m glyphsr.pipelines.gem_extract --lmdb "$W/data/train" --out "$W/masks.zarr" --gpus none \
     --workers $(( CPUS > 3 ? CPUS - 2 : 1 )) > "$R/gem_extract.log" 2>&1; echo "rc $?" >> "$R/gem_extract.log" ) &
 GEM=$!
+PREC=${PREC:-bf16}
+if [ -z "${SKIP_BENCH:-}" ]; then
 log "bf16 smoke step"
-PREC=bf16
 $PY - > "$R/smoke.log" 2>&1 <<'PYEOF' || { PREC=fp32; log "bf16 step failed: training in fp32 (see smoke.log)"; }
 import torch
 from glyphsr.sr.losses import GlyphSRLoss
@@ -74,6 +77,7 @@ if [ -f bench/bench_infer.py ]; then
   timeout 60 $PY -m bench.bench_infer --device cuda --no-record > "$R/bench_infer.txt" 2>&1
   log "bench_infer rc $?"
 fi
+fi  # SKIP_BENCH
 pack
 wait $GEM
 log "gem-extract: $(tail -1 "$R/gem_extract.log")"
@@ -96,17 +100,18 @@ LEFT=$(( DEADLINE_S - $(el) - 150 ))  # data loading, validations, the torchrun 
 MIN_DEFAULT=$(python3 -c "print(max(0.5, min(4.0, $LEFT / 60)))")
 MINUTES=${MINUTES:-$MIN_DEFAULT}
 log "training: $MINUTES minutes per run, precision $PREC"
-common=(--masks "$W/masks.zarr" --minutes "$MINUTES" --val-limit "$VAL_N" --judge-threads 3
-        --set "train.val_limit=$VAL_DURING" --set "train.val_every=0" --set "train.val_every_s=45"
+common=(--masks "$W/masks.zarr" --minutes "$MINUTES" --val-limit "$VAL_N" --judge-threads "${JUDGE_THREADS:-3}"
+        --set "train.val_limit=$VAL_DURING" --set "train.val_every=0" --set "train.val_every_s=${VAL_EVERY_S:-45}"
         --set "train.precision=$PREC" --set "train.workers=4" --set "train.log_every=25" --device "$DEVICE")
 declare -A ARGS=(
-  [main]="--recipe short --set train.ema=0.995"
+  [main]="${MAIN_ARGS:---recipe short --set train.ema=0.995}"
   [paper]="--recipe paper"
   [noskip]="--recipe short --set model.residual=false"
   [baseline1]="--recipe short --variant baseline1"
 )
 PIDS=()
-for name in main paper noskip baseline1; do
+RUNS=${RUNS:-main paper noskip baseline1}
+for name in $RUNS; do
   # shellcheck disable=SC2086
   $PY -m glyphsr.pipelines.sr_train --out "$W/runs/$name" ${ARGS[$name]} "${common[@]}" "${EXTRA[@]}" \
     > "$R/train_$name.log" 2>&1 &
@@ -114,7 +119,7 @@ for name in main paper noskip baseline1; do
 done
 for p in "${PIDS[@]}"; do wait "$p"; done
 log "training done"
-for name in main paper noskip baseline1; do
+for name in $RUNS; do
   mkdir -p "$R/runs/$name"
   cp "$W/runs/$name"/{config.yaml,metrics.jsonl,summary.json,curves.png,run.json} "$R/runs/$name/" 2>/dev/null
   log "$name: $(tail -c 300 "$R/train_$name.log" | tr '\n' ' ')"
@@ -134,14 +139,15 @@ use_ema = ema is not None and ema > raw
 print("final average accuracy raw", raw, "ema", ema, "-> shipping", "ema" if use_ema else "raw")
 for p in export(run / "checkpoints" / "last", Path("$OUT") / "glyphsr-synth", ema=use_ema):
     print(p, p.stat().st_size)
-for p in export(Path("$W/runs/baseline1/checkpoints/last"), Path("$OUT") / "baseline1-synth"):
-    print(p, p.stat().st_size)
+if Path("$W/runs/baseline1/checkpoints/last").exists():
+    for p in export(Path("$W/runs/baseline1/checkpoints/last"), Path("$OUT") / "baseline1-synth"):
+        print(p, p.stat().st_size)
 PYEOF
 log "export: $(cat "$R/export.log" | tr '\n' ' ')"
 pack
 
 # -- 5. torchrun: 2 processes on the one GPU against 1, same global batch and steps ----------------------------------
-if [ $(( DEADLINE_S - $(el) )) -gt 40 ]; then
+if [ -z "${SKIP_DDP:-}" ] && [ $(( DEADLINE_S - $(el) )) -gt 40 ]; then
   log "torchrun check"
   ddp=(--masks "$W/masks.zarr" --recipe short --steps 80 --limit 4000 --judge none --set train.workers=4
        --set "train.precision=$PREC" --set train.log_every=10 --device "$DEVICE")
