@@ -161,7 +161,8 @@ def test_configuration_layers(tmp_path: Path) -> None:
     assert short.model.residual and short.train.batch == RECIPES["short"]["train"]["batch"]
     f = tmp_path / "c.yaml"
     f.write_text("train:\n  lr: 0.005\n  batch: 32\nmodel:\n  n_gly: 3\n")
-    c = resolve("short", f, ["train.batch=16", "loss.w_hog=0.05"], variant="baseline1")
+    c = resolve("short", f, ["train.batch=16", "loss.w_hog=0.05", "train.min_lr_ratio=1e-2"], variant="baseline1")
+    assert c.train.min_lr_ratio == 0.01  # YAML 1.1 would read 1e-2 as a string
     assert (c.train.lr, c.train.batch, c.model.n_gly, c.loss.w_hog, c.model.variant) == (0.005, 16, 3, 0.05,
                                                                                           "baseline1")
     save_yaml(c, tmp_path / "saved.yaml")

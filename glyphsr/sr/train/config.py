@@ -94,11 +94,23 @@ def _build(cls, values: dict, section: str):
     unknown = set(values) - set(names)
     if unknown:
         raise ValueError(f"unknown keys in {section}: {sorted(unknown)}; known: {sorted(names)}")
-    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    fixed = {k: _coerce(v) for k, v in values.items()}
     try:
         return cls(**fixed)
     except TypeError as exc:
         raise ValueError(f"{section}: {exc}") from None
+
+
+def _coerce(v):
+    """YAML 1.1 reads ``3e-4`` (no dot) as a string: numbers written that way are numbers here. Lists -> tuples."""
+    if isinstance(v, list):
+        return tuple(_coerce(x) for x in v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
 
 
 #: Named starting points; ``--set`` and the YAML file apply on top.
