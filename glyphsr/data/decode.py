@@ -16,9 +16,8 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
-from glyphsr.data.textzoom import HR_SIZE, LR_SIZE, TextZoomError, TextZoomLMDB
+from glyphsr.data.textzoom import HR_SIZE, LR_SIZE, TextZoomError, TextZoomLMDB, textzoom_resize
 
 CHUNK = 512
 
@@ -42,11 +41,6 @@ class DecodedSet:
         return ok
 
 
-def resize_uint8(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
-    """PIL RGB image -> uint8 (3, H, W) resized bicubically to ``size`` (H, W): the TextZoom protocol."""
-    return np.asarray(img.convert("RGB").resize((size[1], size[0]), Image.BICUBIC), dtype=np.uint8).transpose(2, 0, 1)
-
-
 def _decode_chunk(args: tuple[str, int, int]) -> tuple[int, np.ndarray, np.ndarray, list[str], dict[int, str]]:
     path, start, stop = args
     n = stop - start
@@ -61,8 +55,8 @@ def _decode_chunk(args: tuple[str, int, int]) -> tuple[int, np.ndarray, np.ndarr
                 labels.append("")
                 bad[start + j] = exc.reason
                 continue
-            lr[j] = resize_uint8(rec.lr, LR_SIZE)
-            hr[j] = resize_uint8(rec.hr, HR_SIZE)
+            lr[j] = textzoom_resize(rec.lr, LR_SIZE).transpose(2, 0, 1)
+            hr[j] = textzoom_resize(rec.hr, HR_SIZE).transpose(2, 0, 1)
             labels.append(rec.label)
     return start, lr, hr, labels, bad
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from glyphsr.data.labels import str_filt
-from glyphsr.sr.modeling.tpg import luma
+from glyphsr.recognizers.images import luma
 
 #: TextZoom's test tiers and their sizes (the weights of the paper's average).
 TEXTZOOM_TIERS = {"easy": 1619, "medium": 1411, "hard": 1343}

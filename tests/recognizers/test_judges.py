@@ -197,7 +197,7 @@ def test_registry(models, tmp_path: Path) -> None:
     assert set(JUDGES) >= {"crnn", "aster", "moran"}
     assert parse_judge_spec("crnn") == ("crnn", None)
     assert parse_judge_spec("CRNN:C:/weights/crnn.pth") == ("crnn", "C:/weights/crnn.pth")
-    with pytest.raises(ValueError, match=r"unknown recognizer 'nope'.*aster, crnn, moran"):
+    with pytest.raises(ValueError, match=r"unknown recognizer 'nope'.*aster, crnn, easyocr, moran, rapidocr"):
         build_judge("nope")
     for name, file in (("crnn", "crnn.pth"), ("aster", "demo.pth.tar"), ("moran", "demo.pth")):
         with pytest.raises(ValueError, match=rf"cannot be downloaded here.*{file}.*--recognizer {name}:PATH"):

@@ -182,7 +182,9 @@ def generate(
     workers = workers or os.cpu_count() or 1
     t0 = time.perf_counter()
     font_sets = {"train": train_fonts, "test": test_fonts}
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    # forkserver, not fork: a process that already ran torch or OpenCV has thread pools a forked child inherits
+    # half-locked (pool workers hung after torch had run in the same pytest process)
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
     pool = ctx.Pool(workers, initializer=_init_worker, initargs=(font_sets,)) if workers > 1 else None
     if pool is None:
         _init_worker(font_sets)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glyphsr.data.labels import MAX_CHARS
 from glyphsr.sr.losses.glyph import GlyphLoss, class_targets, glyph_targets
 from glyphsr.sr.losses.hog import HOGLoss, hog
 from glyphsr.sr.losses.text_focus import (
@@ -41,7 +42,7 @@ class LossConfig:
     stt_checkpoint: str | None = None
     wce_confusion: str | None = None  # the Telescope's confuse.pkl for the WCE weights (stt); None: plain CE
     crnn_weights: str | None = None
-    max_chars: int = 15
+    max_chars: int = MAX_CHARS
 
 
 class GlyphSRLoss(nn.Module):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glyphsr.data.labels import CHARSET_ALL, str_filt
+from glyphsr.data.labels import CHARSET_ALL, MAX_CHARS, str_filt
 
 _INDEX = {c: i + 1 for i, c in enumerate(CHARSET_ALL)}
 
@@ -22,7 +22,7 @@ def glyph_targets(masks: torch.Tensor, factor: int = 2) -> torch.Tensor:
     return F.avg_pool2d(masks.float(), factor)
 
 
-def class_targets(labels: list[str], max_chars: int = 15) -> torch.Tensor:
+def class_targets(labels: list[str], max_chars: int = MAX_CHARS) -> torch.Tensor:
     out = torch.zeros(len(labels), max_chars, dtype=torch.long)
     for i, label in enumerate(labels):
         chars = str_filt(label, "all").replace(" ", "")[:max_chars]

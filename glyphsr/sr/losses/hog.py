@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glyphsr.sr.modeling.tpg import luma
+from glyphsr.recognizers.images import luma
 
 
 def hog(images: torch.Tensor, cell: int = 8, bins: int = 9, kappa: float = 4.0, eps: float = 1e-6) -> torch.Tensor:

@@ -25,9 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glyphsr.data.textzoom import HR_SIZE
 from glyphsr.recognizers.easyocr_crnn import CHARSET, load_easyocr_crnn
+from glyphsr.recognizers.images import luma
 from glyphsr.recognizers.stt import STT_CHARSET, STTTransformer, encode_labels, load_stt
-from glyphsr.sr.modeling.tpg import crnn_input, luma
+from glyphsr.sr.modeling.tpg import crnn_input
 
 _CRNN_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
 
@@ -184,8 +186,8 @@ class STTTextFocus(nn.Module):
     def forward(self, sr: torch.Tensor, hr: torch.Tensor, labels: list[str]) -> dict[str, torch.Tensor]:
         tokens, targets = encode_labels(labels)
         tokens = tokens.to(sr.device)
-        g_sr = F.interpolate(luma(sr), size=(32, 128), mode="bilinear", align_corners=False)
-        g_hr = F.interpolate(luma(hr), size=(32, 128), mode="bilinear", align_corners=False)
+        g_sr = F.interpolate(luma(sr), size=HR_SIZE, mode="bilinear", align_corners=False)
+        g_hr = F.interpolate(luma(hr), size=HR_SIZE, mode="bilinear", align_corners=False)
         logits, attn = self.model(g_sr, tokens)  # (B, T, 37), (B, 16, T, 256)
         with torch.no_grad():
             _, attn_hr = self.model(g_hr, tokens)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from glyphsr.data.labels import MAX_CHARS
 from glyphsr.sr.modeling.deform import DeformBlock
 
 
 class GlyphFusion(nn.Module):
-    def __init__(self, c_sr: int = 64, max_chars: int = 15):
+    def __init__(self, c_sr: int = 64, max_chars: int = MAX_CHARS):
         super().__init__()
         L = max_chars
         self.conv0 = nn.Sequential(nn.Conv2d(c_sr, L, 1, bias=False), nn.BatchNorm2d(L), nn.ReLU(True))

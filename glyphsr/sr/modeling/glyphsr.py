@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glyphsr.data.labels import CHARSET_ALL, MAX_CHARS
+from glyphsr.data.textzoom import LR_SIZE
 from glyphsr.sr.modeling.gfm import GlyphFusion
 from glyphsr.sr.modeling.gpm import TASKS, GlyphPerception
 from glyphsr.sr.modeling.sr_branch import SRBlock, Upsampler
@@ -59,7 +60,7 @@ class SRConfig:
     tpg_pretrained: bool = True
     tpg_trainable: bool = True
     in_channels: int = 4
-    lr_size: tuple[int, int] = (16, 64)
+    lr_size: tuple[int, int] = LR_SIZE
     scale: int = 2
 
     def __post_init__(self) -> None:

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glyphsr.data.labels import MAX_CHARS
+
 TASKS = ("line", "char", "cls")
 
 
@@ -27,7 +29,7 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class GlyphPerception(nn.Module):
-    def __init__(self, c_sr: int = 64, max_chars: int = 15, classes: int = 95, tasks: tuple[str, ...] = TASKS):
+    def __init__(self, c_sr: int = 64, max_chars: int = MAX_CHARS, classes: int = 95, tasks: tuple[str, ...] = TASKS):
         super().__init__()
         bad = set(tasks) - set(TASKS)
         if bad or not tasks:

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glyphsr.data.textzoom import LR_SIZE
+
 
 def canonical_points(n: int, margins: tuple[float, float]) -> torch.Tensor:
     """(n, 2) control points (x, y) in [0, 1]: n/2 along the top and n/2 along the bottom, inside the margins."""
@@ -76,7 +78,7 @@ class STNHead(nn.Module):
 
 
 class TPSSTN(nn.Module):
-    def __init__(self, in_channels: int = 4, size: tuple[int, int] = (16, 64), ctrl: int = 20,
+    def __init__(self, in_channels: int = 4, size: tuple[int, int] = LR_SIZE, ctrl: int = 20,
                  margins: tuple[float, float] = (0.05, 0.05)):
         super().__init__()
         pts = canonical_points(ctrl, margins)

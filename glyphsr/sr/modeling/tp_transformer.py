@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glyphsr.data.textzoom import LR_SIZE
 from glyphsr.sr.modeling.deform import DeformBlock
 
 
 class TPTransformer(nn.Module):
-    def __init__(self, classes: int, c_tp: int = 32, size: tuple[int, int] = (16, 64)):
+    def __init__(self, classes: int, c_tp: int = 32, size: tuple[int, int] = LR_SIZE):
         super().__init__()
         self.size = size
 

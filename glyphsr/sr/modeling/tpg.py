@@ -14,24 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glyphsr.recognizers.easyocr_crnn import INPUT_HEIGHT, NUM_CLASSES, EasyOCRCRNN, load_easyocr_crnn
+from glyphsr.data.textzoom import HR_SIZE
+from glyphsr.recognizers.easyocr_crnn import NUM_CLASSES, EasyOCRCRNN, load_easyocr_crnn
+from glyphsr.recognizers.easyocr_crnn import crnn_input as easyocr_crnn_input
+from glyphsr.recognizers.images import luma
 from glyphsr.recognizers.parseq import NUM_CLASSES as PARSEQ_CLASSES
 from glyphsr.recognizers.parseq import PARSeq, load_parseq
 
 
-def luma(images: torch.Tensor) -> torch.Tensor:
-    """ITU-R 601 luma of RGB(M) (B, C, H, W) -> (B, 1, H, W); a 1-channel input is returned as it is."""
-    if images.shape[1] == 1:
-        return images
-    return images[:, 0:1] * 0.299 + images[:, 1:2] * 0.587 + images[:, 2:3] * 0.114
-
-
 def crnn_input(images: torch.Tensor) -> torch.Tensor:
     """RGB(M) (B, C, H, W) in [0, 1] -> EasyOCR's input (B, 1, 64, 4 W * 64 / (4 H)) in [-1, 1]."""
-    gray = luma(images)
-    h, w = gray.shape[-2:]
-    gray = F.interpolate(gray, size=(INPUT_HEIGHT, round(w * INPUT_HEIGHT / h)), mode="bicubic", align_corners=False)
-    return (gray.clamp(0, 1) - 0.5) / 0.5
+    return easyocr_crnn_input(luma(images))
 
 
 class CRNNTPG(nn.Module):
@@ -79,7 +72,7 @@ class PARSeqTPG(nn.Module):
         return self
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(lr[:, :3], size=(32, 128), mode="bicubic", align_corners=False).clamp(0, 1) * 2 - 1
+        x = F.interpolate(lr[:, :3], size=HR_SIZE, mode="bicubic", align_corners=False).clamp(0, 1) * 2 - 1
         return self.recognizer(x).softmax(-1).permute(0, 2, 1).unsqueeze(2)
 
 
