@@ -117,7 +117,17 @@ for name in $RUNS; do
     > "$R/train_$name.log" 2>&1 &
   PIDS+=($!)
 done
+snap() {  # the runs' metrics so far, so a session cut short still returns its curves
+  for name in $RUNS; do
+    mkdir -p "$R/runs/$name"
+    cp "$W/runs/$name"/metrics.jsonl "$R/runs/$name/" 2>/dev/null
+  done
+  pack
+}
+( while sleep 20; do snap; done ) &
+SNAP=$!
 for p in "${PIDS[@]}"; do wait "$p"; done
+kill "$SNAP" 2>/dev/null
 log "training done"
 for name in $RUNS; do
   mkdir -p "$R/runs/$name"
