@@ -207,3 +207,16 @@ def test_residual_network_starts_at_bicubic() -> None:
     bic = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
     torch.testing.assert_close(model(x).sr, bic)
     assert math.isclose(float(model.super_resolve(x).max()), min(1.0, float(bic[:, :3].max())), rel_tol=1e-6)
+
+
+def test_class_weight_scales_the_class_term_only() -> None:
+    torch.manual_seed(0)
+    model = build_model(SRConfig(**TINY))
+    b = tiny_data().batch(torch.arange(4))
+    out = model(b["lr"])
+    args = (out, b["hr"], None, b["line"], b["char"])
+    one = GlyphSRLoss(LossConfig(text_focus="none"))(*args, cls_t=b["cls"])
+    tenth = GlyphSRLoss(LossConfig(text_focus="none", w_cls=0.1))(*args, cls_t=b["cls"])
+    torch.testing.assert_close(tenth["cls"], one["cls"] * 0.1)
+    for k in ("pix", "hog", "line", "char"):
+        torch.testing.assert_close(tenth[k], one[k])

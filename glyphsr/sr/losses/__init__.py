@@ -38,6 +38,7 @@ class LossConfig:
     w_tf: float = 1.0
     w_hog: float = 0.1
     w_glyph: float = 1.0
+    w_cls: float = 1.0  # the class head's cross-entropy inside L_glyph (the paper: 1)
     text_focus: str = "crnn"  # crnn (offline) | stt (the paper's; needs stt_checkpoint) | none
     stt_checkpoint: str | None = None
     wce_confusion: str | None = None  # the Telescope's confuse.pkl for the WCE weights (stt); None: plain CE
@@ -58,7 +59,7 @@ class GlyphSRLoss(nn.Module):
             raise ValueError(f"text_focus must be crnn, stt or none, got {config.text_focus!r}")
         self.text_focus = text_focus
         self.hog = HOGLoss()
-        self.glyph = GlyphLoss()
+        self.glyph = GlyphLoss(w_cls=config.w_cls)
 
     def forward(self, out: SROutput, hr: torch.Tensor, labels: list[str] | None, line_t: torch.Tensor | None = None,
                 char_t: torch.Tensor | None = None, *, cls_t: torch.Tensor | None = None,
