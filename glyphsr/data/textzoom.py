@@ -290,6 +290,20 @@ class TextZoomLMDB:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def labels(self, limit: int | None = None) -> list[str]:
+        """The raw labels of the first ``limit`` records (all by default) without decoding any image; "" where a
+        label is missing or not UTF-8 (``read_raw`` says why)."""
+        n = self._num if limit is None else min(limit, self._num)
+        out = []
+        with self._env().begin(write=False, buffers=False) as txn:
+            for i in range(1, n + 1):
+                raw = txn.get(key("label", i))
+                try:
+                    out.append(raw.decode("utf-8") if raw is not None else "")
+                except UnicodeDecodeError:
+                    out.append("")
+        return out
+
     def _get(self, k: bytes) -> bytes | None:
         with self._env().begin(write=False, buffers=False) as txn:
             return txn.get(k)

@@ -35,10 +35,23 @@ def _log(msg: str, rank: int = 0) -> None:
         console.print(msg, soft_wrap=True)
 
 
+def memory_budget(device, memory_gb: float | None) -> float:
+    """Bytes ``train.data=auto`` may hold: ``memory_gb``, else half the GPU's memory (CUDA) or half the RAM."""
+    if memory_gb is not None:
+        return memory_gb * 1e9
+    import torch
+
+    if device is not None and torch.device(device).type == "cuda":
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory / 2
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2
+
+
 def load_training_data(store_path: str, lmdb: str | None, limit: int | None, workers: int | None,
-                       glyph_records: str, kmeans_line: bool = False):
-    """Check the store against its LMDB, decode the LMDB, read the masks; returns (TrainTensors, info)."""
-    from glyphsr.sr.train.data import build_tensors, quarters
+                       glyph_records: str, kmeans_line: bool = False, mode: str = "memory",
+                       budget: float | None = None):
+    """Check the store against its LMDB, then hold the set in memory (decoded once) or stream it (``mode``
+    "stream", or "auto" when it would pass ``budget`` bytes); returns (TrainTensors or StreamingData, info)."""
+    from glyphsr.sr.train.data import SAMPLE_BYTES, StreamingData, build_tensors, quarters
 
     store = MaskStore.open(store_path)
     meta = store.meta
@@ -51,8 +64,25 @@ def load_training_data(store_path: str, lmdb: str | None, limit: int | None, wor
         raise StoreError(f"{store.path} does not name its LMDB: give --lmdb")
     check_store_source(store, lmdb, count=len(store))
     n = len(store) if limit is None else min(limit, len(store))
-    decoded = decode_lmdb(lmdb, limit=n, workers=workers)
     status = store.status()[:n]
+    if mode == "auto":
+        mode = "stream" if budget is not None and n * SAMPLE_BYTES > budget else "memory"
+    if mode == "stream":
+        if kmeans_line:
+            raise StoreError("Baseline2's K-means line labels are computed from the decoded set: use train.data=memory")
+        from glyphsr.data.textzoom import TextZoomLMDB
+
+        with TextZoomLMDB(lmdb) as ds:
+            labels_all = ds.labels(n)
+        keep = np.flatnonzero((status != STATUS_FAILED) & np.array([bool(x) for x in labels_all]))
+        glyph_ok = status == STATUS_OK if glyph_records == "ok" else np.ones(n, bool)
+        data = StreamingData(lmdb, str(store.path), keep, [labels_all[i] for i in keep], glyph_ok[keep],
+                             workers=min(workers or os.cpu_count() or 1, 8))
+        info = {"lmdb": str(lmdb), "store": str(store.path), "records": n, "used": int(len(keep)), "mode": "stream",
+                "left_out_bad": int(n - len(keep)), "bad_reasons": {}, "glyph_loss_records": int(glyph_ok[keep].sum()),
+                "no_glyph": int((status[keep] != STATUS_OK).sum())}
+        return data, info
+    decoded = decode_lmdb(lmdb, limit=n, workers=workers)
     line = np.zeros((n, 1, 16, 64), np.uint8)
     char = np.zeros((n, store.root["char"].shape[1], 16, 64), np.uint8)
     step = store.shard_size
@@ -71,7 +101,7 @@ def load_training_data(store_path: str, lmdb: str | None, limit: int | None, wor
     keep = np.flatnonzero(usable)
     labels = [decoded.labels[i] for i in keep]
     data = build_tensors(decoded.lr[keep], decoded.hr[keep], labels, line[keep], char[keep], glyph_ok[keep])
-    info = {"lmdb": str(lmdb), "store": str(store.path), "records": n, "used": int(len(keep)),
+    info = {"lmdb": str(lmdb), "store": str(store.path), "records": n, "used": int(len(keep)), "mode": "memory",
             "left_out_bad": int((~usable).sum()), "bad_reasons": {int(k): v for k, v in decoded.bad.items()},
             "glyph_loss_records": int(glyph_ok[keep].sum()),
             "no_glyph": int((status[keep] != STATUS_OK).sum())}
@@ -322,7 +352,8 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
     t0 = time.perf_counter()
     try:
         data, info = load_training_data(store, lmdb, limit, cfg.train.workers, cfg.train.glyph_records,
-                                        kmeans_line=cfg.model.variant == "baseline2")
+                                        kmeans_line=cfg.model.variant == "baseline2", mode=cfg.train.data,
+                                        budget=memory_budget(dev, cfg.train.memory_gb))
     except (StoreError, TextZoomError) as exc:
         fail(str(exc))
     val_paths = list(val) if val else default_val(info["lmdb"])
@@ -330,10 +361,11 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
         val_sets = load_val_sets(val_paths, val_limit, cfg.train.workers) if judge != "none" and rank == 0 else []
     except (FileNotFoundError, TextZoomError) as exc:
         fail(f"--val: {exc}")
-    _log(f"data: {info['used']:,} of {info['records']:,} records used ({info['left_out_bad']} bad or failed left "
-         f"out; the glyph loss sees {info['glyph_loss_records']:,}, {info['no_glyph']} without usable glyphs), "
+    _log(f"data ({info['mode']}): {info['used']:,} of {info['records']:,} records used "
+         f"({info['left_out_bad']} bad or failed left out; the glyph loss sees {info['glyph_loss_records']:,}, "
+         f"{info['no_glyph']} without usable glyphs), "
          f"validation on {', '.join(f'{s.name} ({len(s)})' for s in val_sets) or 'nothing'}; "
-         f"decoded in {time.perf_counter() - t0:.1f} s", rank)
+         f"ready in {time.perf_counter() - t0:.1f} s", rank)
     judge_obj = None
     if val_sets:
         from glyphsr.recognizers.rapidocr import RapidOCRRecognizer

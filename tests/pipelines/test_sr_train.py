@@ -117,3 +117,25 @@ def test_torchrun_two_processes_with_gloo(synth_store: Path, tmp_path: Path) -> 
     assert [e["step"] for e in events if e["kind"] == "train"] == [1, 2]  # logged once, by rank 0
     model, meta = load_model(out / "checkpoints" / "last")
     assert not any(k.startswith("module.") for k in model.state_dict())
+
+
+def test_streaming_gives_the_batches_memory_gives(synth_store: Path, tmp_path: Path) -> None:
+    """A set too big for memory streams from the LMDB and the store; for the same indices its batches equal the
+    in-memory ones, and a run trains from it through DataLoader workers."""
+    import torch
+
+    mem, info_m = sr_train.load_training_data(str(synth_store), None, None, 1, "ok", mode="memory")
+    stream, info_s = sr_train.load_training_data(str(synth_store), None, None, 1, "ok", mode="auto", budget=1000)
+    assert (info_m["mode"], info_s["mode"]) == ("memory", "stream") and info_s["used"] == info_m["used"] == 40
+    idx = torch.tensor([7, 0, 31, 12])
+    a, b = mem.batch(idx), stream.batch(idx)
+    for k in ("lr", "hr", "line", "char", "cls", "glyph_ok"):
+        assert torch.equal(a[k], b[k]), k
+    assert torch.equal(a["ctc"][0], b["ctc"][0]) and torch.equal(a["ctc"][1], b["ctc"][1])
+    got = list(stream.batches(iter([idx, idx.flip(0)])))  # through spawned workers, in order
+    assert torch.equal(got[0]["hr"], a["hr"]) and torch.equal(got[1]["hr"], a["hr"].flip(0))
+    res = run("--masks", str(synth_store), "--out", str(tmp_path / "s"), "--steps", "2", "--judge", "none",
+              "--set", "train.data=stream", *TINY)
+    assert res.exit_code == 0, res.output
+    assert "data (stream)" in res.output
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["steps"] == 2

@@ -55,6 +55,8 @@ class TrainConfig:
     workers: int | None = None  # processes that decode the LMDB (None = the machine's cores)
     max_bad_steps: int = 5  # non-finite losses in a row that stop the run
     glyph_records: str = "ok"  # which records the glyph loss sees: ok (status ok only) | all
+    data: str = "auto"  # memory (decoded once, held on the device) | stream (read per batch by workers) | auto
+    memory_gb: float | None = None  # auto's limit for holding the set (default: half the device's memory)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -65,6 +67,8 @@ class TrainConfig:
             raise ValueError("train.batch and train.epochs must be >= 1 and train.lr > 0")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"train.steps must be >= 1, got {self.steps}")
+        if self.data not in ("auto", "memory", "stream"):
+            raise ValueError(f"train.data must be auto, memory or stream, got {self.data!r}")
         if self.glyph_records not in ("ok", "all"):
             raise ValueError(f"train.glyph_records must be 'ok' or 'all', got {self.glyph_records!r}")
 

@@ -18,6 +18,7 @@ prints: events go to ``callback(event: dict)`` (kinds ``start``, ``train``, ``va
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -32,7 +33,7 @@ from torch import nn
 from glyphsr._version import code_version
 from glyphsr.sr.checkpoint import load_state, read_resume, read_weights, write_checkpoint
 from glyphsr.sr.evaluation import EvalSet, evaluate, summary
-from glyphsr.sr.losses import GlyphSRLoss
+from glyphsr.sr.losses import CRNNTextFocus, GlyphSRLoss
 from glyphsr.sr.modeling import build_model
 from glyphsr.sr.train.config import RunConfig
 from glyphsr.sr.train.data import TrainTensors, add_text_focus_targets
@@ -117,6 +118,7 @@ class Trainer:
         self.history: list[dict] = []
         self._saved_buffers: list[torch.Tensor] = []
         self._next_val_s = self.tc.val_every_s or 0.0
+        self._stream = None  # prefetched batches of a streaming data set during run()
         if resume:
             self._load_resume(self.out / "checkpoints" / "last")
 
@@ -191,17 +193,22 @@ class Trainer:
         self.net.train()
         self.crit.train()
         lr_now = self._set_lr(time_frac)
-        b = self.data.batch(self._indices(self.step))
+        b = next(self._stream) if self._stream is not None else self.data.batch(self._indices(self.step))
         buffers = list(self.model.buffers())
         if len(self._saved_buffers) != len(buffers):
             self._saved_buffers = [v.clone() for v in buffers]
         else:  # BatchNorm statistics move in the forward pass: a skipped step puts them back
             torch._foreach_copy_(self._saved_buffers, buffers)
         glyph_ok = b["glyph_ok"] if self.tc.glyph_records == "ok" else None
-        tf = {"target_p": b["tf_target"], "ctc_targets": b["ctc"]} if "tf_target" in b else {}
+        tf = {}
+        if isinstance(self.crit.text_focus, CRNNTextFocus):  # targets computed once instead of per step
+            tf["ctc_targets"] = b["ctc"]
+            if "tf_target" in b:
+                tf["target_p"] = b["tf_target"]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             out = self.net(b["lr"])
-            terms = self.crit(out, b["hr"], None, b["line"], b["char"], cls_t=b["cls"], glyph_valid=glyph_ok, **tf)
+            terms = self.crit(out, b["hr"], b.get("labels"), b["line"], b["char"], cls_t=b["cls"],
+                              glyph_valid=glyph_ok, **tf)
         loss = terms["total"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -286,6 +293,16 @@ class Trainer:
         if self.step == 0 and self.val_sets:
             self._validate_and_keep_best()
         end = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
+        if hasattr(self.data, "batches"):  # streaming from the LMDB: workers read ahead, one batch per step
+            self._stream = self.data.batches(self._indices(s) for s in itertools.count(self.step))
+        try:
+            return self._run(tc, end)
+        finally:
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
+
+    def _run(self, tc, end: int) -> dict:
         acc: dict[str, torch.Tensor] = {}
         n_acc = 0
         t_log = time.perf_counter()
