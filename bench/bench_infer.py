@@ -2,7 +2,7 @@
 to the device, RGBM, forward, blending, uint8 SR back), the full GlyphSR network with random weights (its speed does
 not depend on them), windows of many images batched together.
 
-    python -m bench.bench_infer                                  # CPU: float32 and bfloat16 autocast, batch 64
+    python -m bench.bench_infer                                  # CPU: float32 and bfloat16 autocast, batch 8
     python -m bench.bench_infer --device cuda --batch 512 --batch 2048 --n 20000 --lines 8000
     python -m bench.bench_infer --n 8 --lines 4 --no-record      # a quick check that it runs
 
@@ -88,7 +88,7 @@ def io_costs(n: int = 100) -> dict:
 
 @click.command()
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--batch", "batches", multiple=True, type=int, help="Windows per forward pass (default 64, cuda 512).")
+@click.option("--batch", "batches", multiple=True, type=int, help="Windows per forward pass (default 8, cuda 512).")
 @click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "bf16"]),
               help="Default: fp32 and bf16 on the CPU, bf16 on CUDA.")
 @click.option("--n", default=None, type=int, help="16x64 images (default 128, cuda 20000).")
@@ -105,7 +105,7 @@ def main(device, batches, precisions, n, lines, line_width, threads, no_record) 
     cuda = dev.type == "cuda"
     if threads:
         torch.set_num_threads(threads)
-    batches = batches or ((512,) if cuda else (64,))
+    batches = batches or ((512,) if cuda else (8,))
     precisions = precisions or (("bf16",) if cuda else ("fp32", "bf16"))
     n = n if n is not None else (20000 if cuda else 128)
     lines = lines if lines is not None else (8000 if cuda else 48)

@@ -179,9 +179,10 @@ def test_sheets_with_the_real_judges_readings(ckpt: Path, inputs: Path, tmp_path
     assert drawn[0][0][0].readings is None
 
 
-def test_runs_as_a_module(ckpt: Path, inputs: Path, tmp_path: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "glyphsr.pipelines.sr_infer", "--checkpoint", str(ckpt),
-                          str(inputs / "long.jpg"), "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True,
-                         text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert Image.open(tmp_path / "out" / "long.png").size == (266, 32)
+def test_runs_as_a_module(tmp_path: Path) -> None:
+    """``python -m`` reaches the same command; refusals come before torch is even imported (fast)."""
+    res = subprocess.run([sys.executable, "-m", "glyphsr.pipelines.sr_infer", str(tmp_path / "nope.png"), "--out",
+                          str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 2 and "no such file or folder" in res.stderr, res.stderr
+    assert not (tmp_path / "out").exists()
