@@ -89,3 +89,17 @@ def synth_store(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_eval_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The judges' reference cache in a temporary folder: no test reads or writes the user's ~/.cache/glyphsr."""
+    import os
+
+    old = os.environ.get("GLYPHSR_CACHE")
+    os.environ["GLYPHSR_CACHE"] = str(tmp_path_factory.mktemp("glyphsr-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GLYPHSR_CACHE", None)
+    else:
+        os.environ["GLYPHSR_CACHE"] = old
