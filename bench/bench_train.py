@@ -140,7 +140,7 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, do_prof
 
     dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
     summary = "; ".join(f"{r['variant']} b{r['batch']} {r['precision']}"
-                        + ("" if "error" in r else f" {r['samples_per_s']:.0f}/s {r['peak_gb']:.1f} GB")
+                        + ("" if "error" in r else f" {r['samples_per_s']:.3g}/s {r['peak_gb']:.1f} GB")
                         for r in results)
     record("bench_train", {"results": results, "torch": torch.__version__}, summary, device=dev_name,
            write=not no_record)
