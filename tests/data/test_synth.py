@@ -137,3 +137,18 @@ def test_sample_depends_only_on_seed_split_index() -> None:
     assert a.label == b.label and np.array_equal(a.hr, b.hr) and a.lr == b.lr
     lr = np.asarray(Image.open(io.BytesIO(a.lr)))
     assert lr.shape[0] < a.hr.shape[0]  # the wide shot has fewer pixels
+
+
+def test_font_order_does_not_depend_on_where_python_is_installed() -> None:
+    """Same seed, same bytes on any machine: the fonts' order ignores the site-packages location."""
+    from glyphsr.data.synth.fonts import Font, _order
+
+    def fonts(prefix: str) -> list[Font]:
+        return [Font(f"{prefix}/lib/python3.11/site-packages/font_lato/files/Lato-Bold.ttf", "Lato", "Bold",
+                     "font_lato"),
+                Font("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "DejaVu Sans", "Book", "system"),
+                Font(f"{prefix}/lib/python3.11/site-packages/font_caladea/Caladea-Regular.ttf", "Caladea", "Regular",
+                     "font_caladea")]
+
+    orders = [[f.family for f in sorted(fonts(p), key=_order)] for p in ("/tmp/ci/.venv", "/work/main/.venv", "/opt")]
+    assert orders[0] == orders[1] == orders[2] == ["DejaVu Sans", "Caladea", "Lato"]

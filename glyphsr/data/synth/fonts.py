@@ -93,7 +93,19 @@ def available_fonts() -> tuple[Font, ...]:
             continue
         family, style = ImageFont.truetype(str(p), 24).getname()
         fonts.append(Font(str(p), family or stem, style or "", src))
-    return tuple(sorted(fonts, key=lambda f: f.path))
+    return tuple(sorted(fonts, key=_order))
+
+
+def _order(f: Font) -> tuple[int, str]:
+    """Where a font sits, independent of where Python is installed (same seed, same bytes on any machine): system
+    fonts by path, then packaged fonts by their path inside site-packages. This is the order the full paths gave in
+    a virtual environment under /work, where the recorded figures were measured; sorting by the full path made the
+    data depend on the installation's location (a clone under /tmp put the packaged fonts first)."""
+    if f.source == "system":
+        return 0, f.path
+    parts = Path(f.path).parts
+    cut = max((i for i, part in enumerate(parts) if part in ("site-packages", "dist-packages")), default=-1)
+    return 1, "/".join(parts[cut + 1:])
 
 
 def split_fonts(fonts: tuple[Font, ...], seed: int, test_fraction: float = 0.3
