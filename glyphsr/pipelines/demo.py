@@ -433,7 +433,8 @@ def _device() -> str:
               show_default=True,
               help="tiny: 24 training and 8 test images per tier, a tiny network, 2 training steps (under a minute; "
                    "what the tests run). cpu: 2,000 training and 200 test images per tier, the paper's network for "
-                   "5 minutes at batch 16, 100 records per tier judged (about 10 minutes on 2 cores). gpu: 17,367 "
+                   "5 minutes at batch 16 and lr 1e-4, 100 records per tier judged (7.3 minutes on the project's 2 "
+                   "cores). gpu: 17,367 "
                    "training (TextZoom's size) and 500 test images per tier, a 10-minute short-recipe run, every "
                    "record judged. auto: gpu when CUDA is visible, else cpu.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
