@@ -146,10 +146,6 @@ class StreamingData:
                                                                                   self.glyph_ok))
         return self
 
-    @property
-    def lr(self) -> torch.Tensor:  # where index tensors go (the trainer asks the data's device this way)
-        return self.glyph_ok
-
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.cls, self.ctc, self.ctc_len, self.glyph_ok))
 

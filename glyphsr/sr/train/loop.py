@@ -181,7 +181,7 @@ class Trainer:
         g = torch.Generator().manual_seed(self.tc.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(self.data), generator=g)
         start = pos * self.global_batch + self.rank * self.tc.batch
-        return perm[start:start + self.tc.batch].to(self.data.lr.device)
+        return perm[start:start + self.tc.batch].to(self.device)
 
     def _set_lr(self, time_frac: float | None) -> float:
         f = lr_factor(self.tc, self.step, self.total_steps, self.steps_per_epoch, time_frac)
