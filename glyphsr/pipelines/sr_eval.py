@@ -106,14 +106,19 @@ def markdown(results: dict, sets: list[str], rows: list[tuple[str, str]], judges
 @click.option("--save-sr", default=None, type=click.Path(), help="Write the model's SR images as PNGs here.")
 @click.option("--sr-dir", default=None, type=click.Path(), help="Judge SR images made elsewhere (PNG per record).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is one).")
-@click.option("--batch", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="The network's: auto is bfloat16 autocast where the device computes it natively (CUDA; CPUs "
+                   "with AVX512-BF16 or AMX), float32 elsewhere. Judges always run in float32.")
+@click.option("--batch", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Images per judge call and per forward pass of the network (at most 32 on the CPU, where larger "
+                   "batches ran slower).")
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="First N records of each set.")
 @click.option("--ema/--no-ema", default=True, show_default=True, help="Also judge the EMA weights when present.")
 @click.option("--legacy-metrics", is_flag=True,
               help="Also the TextZoom code's PSNR/SSIM (one value per batch of --batch, averaged over batches).")
 @click.option("--no-cache", is_flag=True, help="Judge bicubic and HR again instead of reading the cache.")
-def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batch, limit, ema, legacy_metrics,
-         no_cache) -> None:
+def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, precision, batch, limit, ema,
+         legacy_metrics, no_cache) -> None:
     """Judge a model (or SR images) on TextZoom-format test sets: accuracy per judge, PSNR, SSIM."""
     import torch
     from rich.markup import escape
@@ -133,6 +138,7 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
         super_resolve,
         weighted_average,
     )
+    from glyphsr.sr.runtime import CPU_BATCH, sr_function, use_bf16
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}  # seconds per stage, in the JSON and the last line
@@ -150,6 +156,7 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and not torch.cuda.is_available():
         fail(f"--device {device}: CUDA is not available here; use --device cpu")
+    bf16 = use_bf16(precision, dev)
     # -- the model -------------------------------------------------------------------------------------------------
     models: dict[str, object] = {}
     meta = None
@@ -193,7 +200,8 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
         for idx, reason in sorted(b.items()):
             console.print(f"[yellow]{escape(name)}: record {idx} left out: {escape(reason)}[/]", soft_wrap=True)
     console.print(f"sets: {', '.join(f'{s.name} ({len(s)})' for s in sets)}; judges: {', '.join(specs)}; "
-                  f"{'SR from ' + sr_dir if sr_dir else 'model ' + str(checkpoint)} on {dev}", markup=False,
+                  f"{'SR from ' + sr_dir if sr_dir else 'model ' + str(checkpoint)} on {dev}"
+                  f"{'' if sr_dir else ', bfloat16' if bf16 else ', float32'}", markup=False,
                   soft_wrap=True)
     # -- SR images, once per model ---------------------------------------------------------------------------------
     sr_images: dict[str, dict[str, torch.Tensor]] = {}
@@ -205,7 +213,7 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
                 fail(str(exc))
         for key, m in models.items():
             sr_images.setdefault(key, {})[s.name] = super_resolve(
-                lambda x, m=m: m(x).sr, s.lr, dev, batch, autocast=dev.type == "cuda")
+                sr_function(m, dev), s.lr, dev, batch if dev.type == "cuda" else min(batch, CPU_BATCH), bf16)
     if save_sr and "model" in models:
         for s in sets:
             write_sr_pngs(Path(save_sr), s, sr_images["model"][s.name], single)
@@ -250,7 +258,8 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, batc
                "bad_records": {k: {str(i): r for i, r in v.items()} for k, v in bad.items()},
                "metrics": metrics, "accuracy": {}, "average": {}, "biased": dict(judge_rows),
                "readings": {}, "seconds": round(time.perf_counter() - t0, 1), "timings": timings,
-               "model_step": meta.get("step") if meta else None}
+               "model_step": meta.get("step") if meta else None,
+               "precision": None if sr_dir else "bf16" if bf16 else "fp32"}
         for spec in specs:
             out["accuracy"][spec] = {s: {k: results[spec][s][k]["accuracy"] for k, _ in rows} for s in set_names}
             out["average"][spec] = {k: weighted_average({s: {k: results[spec][s][k]} for s in set_names}, k)

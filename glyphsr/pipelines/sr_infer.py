@@ -36,10 +36,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from glyphsr.pipelines._cli import console, fail, report
+from glyphsr.sr.runtime import CPU_BATCH
 
 EXIT_SKIPPED = 1
 SHEET_PAGE = 12  # inputs per contact sheet
-DEFAULT_BATCH = {"cpu": 8, "cuda": 512}  # windows per forward pass; on the CPU 8 ran faster per image than 64
+DEFAULT_BATCH = {"cpu": CPU_BATCH, "cuda": 512}  # windows per forward pass (glyphsr.sr.runtime.CPU_BATCH: measured)
 
 
 class InputError(ValueError):
@@ -292,9 +293,10 @@ def print_report(plan: Plan, res: Result, out: Path, judge) -> None:
 @click.option("--recognize", is_flag=True, help="Read LR, bicubic and SR with RapidOCR: printed, and on the sheets.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is one).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="auto: bfloat16 autocast on CUDA, float32 on the CPU.")
+              help="auto: bfloat16 autocast where the device computes it natively (CUDA; CPUs with AVX512-BF16 "
+                   "or AMX), float32 elsewhere.")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
-              help="Windows per forward pass, from one image or many (default 8 on the CPU, 512 on CUDA).")
+              help=f"Windows per forward pass, from one image or many (default {CPU_BATCH} on the CPU, 512 on CUDA).")
 @click.option("--ema", is_flag=True, help="Use the checkpoint's EMA weights when it has them.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist in --out.")
 @click.option("--skip-bad", is_flag=True, help="Exit 0 even when some inputs could not be read.")
@@ -317,11 +319,12 @@ def main(inputs: tuple[str, ...], out: str, checkpoint: str | None, mode: str, s
     import torch
 
     from glyphsr.sr.checkpoint import CheckpointError, has_ema, load_model
+    from glyphsr.sr.runtime import sr_function, use_bf16
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and not torch.cuda.is_available():
         fail(f"--device {device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
-    bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
+    bf16 = use_bf16(precision, dev)
     batch = batch or DEFAULT_BATCH.get(dev.type, 8)
     use_ema = ema and has_ema(ckpt)
     try:
@@ -340,7 +343,7 @@ def main(inputs: tuple[str, ...], out: str, checkpoint: str | None, mode: str, s
                   f"{weights} weights) on {dev}, {'bfloat16' if bf16 else 'float32'}, {batch} windows per batch, "
                   f"mode {mode}", soft_wrap=True)
     try:
-        res = run(plan, lambda x: model(x).sr, mode=mode, device=dev, batch=batch, autocast=bf16, judge=judge,
+        res = run(plan, sr_function(model, dev), mode=mode, device=dev, batch=batch, autocast=bf16, judge=judge,
                   draw=sheet, threads=min(4, os.cpu_count() or 1))
     except OSError as exc:
         console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)

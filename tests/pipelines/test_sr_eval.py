@@ -16,6 +16,7 @@ from PIL import Image
 from glyphsr.pipelines import sr_eval
 from glyphsr.sr.checkpoint import write_checkpoint
 from glyphsr.sr.modeling import SRConfig, build_model
+from glyphsr.sr.runtime import native_bf16
 from glyphsr.sr.train.config import RunConfig
 from tests.conftest import build_lmdb
 
@@ -79,6 +80,7 @@ def test_table_json_and_saved_images(first_run) -> None:
 
     assert out["sets"] == dict.fromkeys(TIERS, LIMIT) and out["bad_records"] == {t: {} for t in TIERS}
     assert out["biased"] == {"rapidocr": None} and out["model_step"] == 0
+    assert out["precision"] == ("bf16" if native_bf16("cpu") else "fp32")  # auto: bfloat16 where it is native
     for t in TIERS:
         assert list(out["metrics"][t]) == ROWS and list(out["accuracy"]["rapidocr"][t]) == ROWS
         assert out["metrics"][t]["hr"] == {"psnr": 100.0, "ssim": pytest.approx(1.0)}
@@ -122,8 +124,9 @@ def test_sr_dir_round_trip(first_run, synth_dir: Path, cache: Path, tmp_path: Pa
 def test_easyocr_is_marked_biased_for_a_crnn_tpg(synth_dir: Path, checkpoint: Path, cache: Path,
                                                   tmp_path: Path) -> None:
     res = cli(cache, "--checkpoint", str(checkpoint), "--lmdb", str(synth_dir / "test" / "easy"), "--limit", "4",
-              "--recognizer", "easyocr", "--no-ema", "--json", str(tmp_path / "r.json"))
+              "--recognizer", "easyocr", "--no-ema", "--precision", "fp32", "--json", str(tmp_path / "r.json"))
     assert res.exit_code == 0, res.output
+    assert ", float32" in res.output and json.loads((tmp_path / "r.json").read_text())["precision"] == "fp32"
     title = next(ln for ln in res.output.splitlines() if ln.startswith("**Accuracy, judge easyocr**"))
     assert "biased" in title and "text-prior generator" in title  # one line: nothing wraps the markdown
     assert list(table(res.output, "**Accuracy, judge easyocr**")) == ["method", "bicubic", "model", "HR"]

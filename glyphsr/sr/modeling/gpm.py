@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glyphsr.data.labels import MAX_CHARS
+from glyphsr.sr.modeling.sr_branch import run_gru
 
 TASKS = ("line", "char", "cls")
 
@@ -55,8 +56,7 @@ class GlyphPerception(nn.Module):
         d2 = self.down2(d1)  # (B, 128, 8, 32)
         d3 = self.down3(d2)  # (B, 256, 4, 16)
         b, c, h, w = d3.shape
-        self.gru.flatten_parameters()
-        seq, _ = self.gru(d3.permute(0, 3, 1, 2).reshape(b, w, c * h))  # one step per column
+        seq = run_gru(self.gru, d3.permute(0, 3, 1, 2).reshape(b, w, c * h))  # one step per column
         g = self.gru_out(seq).reshape(b, w, c, h).permute(0, 2, 3, 1) + d3
         u2 = self.up2(F.interpolate(g, size=d2.shape[-2:], mode="bilinear", align_corners=False)) + d2
         u1 = self.up1(F.interpolate(u2, size=d1.shape[-2:], mode="bilinear", align_corners=False)) + d1
