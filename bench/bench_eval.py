@@ -5,6 +5,7 @@ second run that reads them from the cache. Target: under 3 minutes with the cach
     python -m bench.bench_eval                      # synthesizes the tiers into a temporary folder
     python -m bench.bench_eval --data DIR           # a textzoom-synth folder or TextZoom's test/ folder
     python -m bench.bench_eval --threads 1 --no-record
+    python -m bench.bench_eval --cached-runs 3      # the machine is noisy: the median of three cached runs
 
 The command is timed as a user runs it (``python -m glyphsr.pipelines.sr_eval``, a fresh process, an empty
 $GLYPHSR_CACHE, then the same again), on a checkpoint of the paper's network with random weights (the time does not
@@ -90,8 +91,10 @@ def run_eval(ckpt: Path, data: Path, out: Path, cache: Path, threads: int, batch
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=os.cpu_count() or 1, show_default=True, help="OMP_NUM_THREADS of sr-eval.")
 @click.option("--batch", default=256, show_default=True)
+@click.option("--cached-runs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Cached runs after the first; the summary gives each and the median (the machine is noisy).")
 @click.option("--no-record", is_flag=True, help="Print only; don't append to docs/benchmarks.md.")
-def main(data: str | None, seed: int, threads: int, batch: int, no_record: bool) -> None:
+def main(data: str | None, seed: int, threads: int, batch: int, cached_runs: int, no_record: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
         tmp = Path(tmp)
         root = Path(data) if data else tmp / "synth"
@@ -102,23 +105,32 @@ def main(data: str | None, seed: int, threads: int, batch: int, no_record: bool)
         ckpt = random_checkpoint(tmp / "ckpt", seed)
         first = run_eval(ckpt, root, tmp / "first.json", tmp / "cache", threads, batch)
         print(json.dumps({"run": "first", "wall_s": first["wall_s"], "stages_s": first["stages_s"]}), flush=True)
-        cached = run_eval(ckpt, root, tmp / "cached.json", tmp / "cache", threads, batch)
-        print(json.dumps({"run": "cached", "wall_s": cached["wall_s"], "stages_s": cached["stages_s"]}), flush=True)
-        a, b = first["json"], cached["json"]
-        same = a["accuracy"] == b["accuracy"] and a["metrics"] == b["metrics"]  # the cache changes no figure
+        runs = []
+        for k in range(cached_runs):
+            runs.append(run_eval(ckpt, root, tmp / f"cached{k}.json", tmp / "cache", threads, batch))
+            print(json.dumps({"run": f"cached {k + 1}", "wall_s": runs[-1]["wall_s"],
+                              "stages_s": runs[-1]["stages_s"]}), flush=True)
+        a = first["json"]
+        same = all(a["accuracy"] == r["json"]["accuracy"] and a["metrics"] == r["json"]["metrics"]
+                   for r in runs)  # the cache changes no figure
         n = sum(first["sets"].values())
+    cached = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]  # the median run (the upper one of two)
     ok = cached["wall_s"] < TARGET_S
     result = {"images": n, "sets": first["sets"], "data": data or f"synthetic seed {seed}", "threads": threads,
               "batch": batch, "judge": "rapidocr", "first": {k: first[k] for k in ("wall_s", "stages_s")},
-              "cached": {k: cached[k] for k in ("wall_s", "stages_s")}, "cached_figures_equal": same,
+              "cached": {k: cached[k] for k in ("wall_s", "stages_s")},
+              "cached_runs_s": [r["wall_s"] for r in runs], "cached_figures_equal": same,
               "synth_s": round(synth_s, 1), "target_s": TARGET_S, "within_target": ok}
 
     def stages(r: dict) -> str:
         return ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in r["stages_s"].items())
 
     summary = (f"sr-eval, {n:,} images ({'/'.join(str(v) for v in first['sets'].values())}), rapidocr, paper network "
-               f"(random weights), {threads} threads: first run {first['wall_s']:.0f} s ({stages(first)}), with the "
-               f"cache {cached['wall_s']:.0f} s ({stages(cached)}); target < {TARGET_S:.0f} s with the cache"
+               f"(random weights), {threads} threads, network {a.get('precision') or 'fp32'}: first run "
+               f"{first['wall_s']:.0f} s ({stages(first)}), with the cache {cached['wall_s']:.0f} s"
+               + (f" (median of {len(runs)}: {', '.join(f'{r:.0f}' for r in result['cached_runs_s'])} s)"
+                  if len(runs) > 1 else "")
+               + f" ({stages(cached)}); target < {TARGET_S:.0f} s with the cache"
                + ("" if ok else " NOT met") + ("" if same else "; CACHED FIGURES DIFFER"))
     record("bench_eval", result, summary, write=not no_record)
 

@@ -2,7 +2,7 @@
 to the device, RGBM, forward, blending, uint8 SR back), the full GlyphSR network with random weights (its speed does
 not depend on them), windows of many images batched together.
 
-    python -m bench.bench_infer                                  # CPU: float32 and bfloat16 autocast, batch 8
+    python -m bench.bench_infer                                  # CPU: float32 and bfloat16 autocast, batch 32
     python -m bench.bench_infer --device cuda --batch 512 --batch 2048 --n 20000 --lines 8000
     python -m bench.bench_infer --n 8 --lines 4 --no-record      # a quick check that it runs
 
@@ -36,7 +36,7 @@ def make_images(n: int, width: int, seed: int = 0) -> list:
             for _ in range(n)]
 
 
-def measure(model, images: list, batch: int, autocast: bool, device) -> dict:
+def measure(sr, images: list, batch: int, autocast: bool, device) -> dict:
     import torch
 
     from glyphsr.sr.infer import super_resolve_images, window_starts
@@ -45,8 +45,6 @@ def measure(model, images: list, batch: int, autocast: bool, device) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    def sr(x):
-        return model(x).sr
 
     list(super_resolve_images(sr, enumerate(images[:batch]), device=device, batch=batch,
                               autocast=autocast))  # warm-up: allocator, cuDNN/oneDNN plans
@@ -88,51 +86,67 @@ def io_costs(n: int = 100) -> dict:
 
 @click.command()
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--batch", "batches", multiple=True, type=int, help="Windows per forward pass (default 8, cuda 512).")
+@click.option("--batch", "batches", multiple=True, type=int, help="Windows per forward pass (default 32, cuda 512).")
 @click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "bf16"]),
               help="Default: fp32 and bf16 on the CPU, bf16 on CUDA.")
 @click.option("--n", default=None, type=int, help="16x64 images (default 128, cuda 20000).")
 @click.option("--lines", default=None, type=int, help="Long lines (default 48, cuda 8000).")
 @click.option("--line-width", default=133, show_default=True, help="LR width of the long lines (height 16).")
 @click.option("--threads", default=None, type=int, help="torch threads on the CPU (default: torch's).")
+@click.option("--layout", "layouts", multiple=True, type=click.Choice(["auto", "channels-last", "contiguous"]),
+              help="Memory layout of the network and its inputs (default auto: what sr-infer does, channels-last "
+                   "on the CPU only).")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
-def main(device, batches, precisions, n, lines, line_width, threads, no_record) -> None:
+def main(device, batches, precisions, n, lines, line_width, threads, layouts, no_record) -> None:
     import torch
 
     from glyphsr.sr.modeling import SRConfig, build_model
+    from glyphsr.sr.runtime import sr_function
 
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     if threads:
         torch.set_num_threads(threads)
-    batches = batches or ((512,) if cuda else (8,))
+    batches = batches or ((512,) if cuda else (32,))
     precisions = precisions or (("bf16",) if cuda else ("fp32", "bf16"))
     n = n if n is not None else (20000 if cuda else 128)
     lines = lines if lines is not None else (8000 if cuda else 48)
-    model = build_model(SRConfig(tpg_pretrained=False)).to(dev).eval()
+    layouts = layouts or ("auto",)
+
+    def sr_fn(layout: str):
+        model = build_model(SRConfig(tpg_pretrained=False)).to(dev).eval()
+        if layout == "auto":
+            return sr_function(model, dev)
+        fmt = torch.channels_last if layout == "channels-last" else torch.contiguous_format
+        model.to(memory_format=fmt)
+        return lambda x: model(x.contiguous(memory_format=fmt)).sr
+
     workloads = {"fit 16x64": make_images(n, 64), f"tiles 16x{line_width}": make_images(lines, line_width, seed=1)}
     results = []
-    for p in precisions:
-        for b in batches:
-            for name, images in workloads.items():
-                if not images:
-                    continue
-                if cuda:
-                    torch.cuda.reset_peak_memory_stats(dev)
-                try:
-                    r = measure(model, images, b, p == "bf16", dev)
-                except Exception as exc:  # noqa: BLE001 - one failing configuration (e.g. out of memory) is reported
-                    r = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-                peak = (torch.cuda.max_memory_allocated(dev) if cuda
-                        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-                r = {"workload": name, "precision": p, "batch": b, **r, "peak_gb": round(peak / 1e9, 2)}
-                print(json.dumps(r), flush=True)
-                results.append(r)
+    configs = [(layout, p, b, name) for layout in layouts for p in precisions for b in batches for name in workloads]
+    sr, built = None, None
+    for layout, p, b, name in configs:
+        images = workloads[name]
+        if not images:
+            continue
+        if built != layout:
+            sr, built = sr_fn(layout), layout
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(dev)
+        try:
+            r = measure(sr, images, b, p == "bf16", dev)
+        except Exception as exc:  # noqa: BLE001 - one failing configuration (e.g. out of memory) is reported
+            r = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        peak = (torch.cuda.max_memory_allocated(dev) if cuda
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        r = {"workload": name, "layout": layout, "precision": p, "batch": b, **r, "peak_gb": round(peak / 1e9, 2)}
+        print(json.dumps(r), flush=True)
+        results.append(r)
     io = io_costs()
     print(json.dumps({"io": io}), flush=True)
     dev_name = torch.cuda.get_device_name(dev) if cuda else f"cpu ({torch.get_num_threads()} torch threads)"
     summary = "sr-infer core, full model (random weights): " + "; ".join(
-        f"{r['workload']} {r['precision']} b{r['batch']} "
+        f"{r['workload']} {r['precision']}{'' if r['layout'] == 'auto' else ' ' + r['layout']} b{r['batch']} "
         + (r["error"][:60] if "error" in r else f"{r['images_per_s']:.1f} img/s ({r['windows_per_s']:.0f} windows/s)")
         for r in results) + f"; io per image: decode+prepare {io['load_ms']:.2f} ms, PNG write {io['save_ms']:.2f} ms"
     record("bench_infer", {"results": results, "io": io, "torch": torch.__version__,

@@ -110,8 +110,11 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
 @click.option("--warmup", default=5, show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="Also measure torch.compile at the first configuration.")
 @click.option("--profile", "do_profile", is_flag=True, help="Print torch.profiler's table for the first config.")
+@click.option("--gru-fp32", is_flag=True,
+              help="Also measure the first variant and bf16 at each batch with the SR blocks' GRUs in float32 under "
+                   "autocast (glyphsr.sr.modeling.sr_branch.FLOAT32_GRU_DEVICES; the CPU's default).")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
-def main(device, variants, batches, precisions, steps, warmup, compile_, do_profile, no_record) -> None:
+def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp32, do_profile, no_record) -> None:
     variants = variants or ("full", "baseline1")
     batches = batches or (48,)
     precisions = precisions or (("bf16",) if device.startswith("cuda") else ("fp32",))
@@ -125,6 +128,24 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, do_prof
                     r = {"variant": v, "batch": b, "precision": p, "error": f"{type(exc).__name__}: {exc}"[:300]}
                 print(json.dumps(r), flush=True)
                 results.append(r)
+    if gru_fp32 and "bf16" in precisions:
+        from glyphsr.sr.modeling import sr_branch
+
+        kind = device.split(":")[0]
+        saved = set(sr_branch.FLOAT32_GRU_DEVICES)
+        sr_branch.FLOAT32_GRU_DEVICES.add(kind)
+        try:
+            for b in batches:
+                try:
+                    r = {**measure(variants[0], b, "bf16", device, steps, warmup), "gru": "fp32"}
+                except Exception as exc:  # noqa: BLE001
+                    r = {"variant": variants[0], "batch": b, "precision": "bf16", "gru": "fp32",
+                         "error": f"{type(exc).__name__}: {exc}"[:300]}
+                print(json.dumps(r), flush=True)
+                results.append(r)
+        finally:
+            sr_branch.FLOAT32_GRU_DEVICES.clear()
+            sr_branch.FLOAT32_GRU_DEVICES.update(saved)
     if compile_:
         try:
             r = measure(variants[0], batches[-1], precisions[0], device, steps, warmup + 3, compile_=True)
@@ -139,7 +160,7 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, do_prof
     import torch
 
     dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
-    summary = "; ".join(f"{r['variant']} b{r['batch']} {r['precision']}"
+    summary = "; ".join(f"{r['variant']} b{r['batch']} {r['precision']}{' gru fp32' if r.get('gru') else ''}"
                         + ("" if "error" in r else f" {r['samples_per_s']:.3g}/s {r['peak_gb']:.1f} GB")
                         for r in results)
     record("bench_train", {"results": results, "torch": torch.__version__}, summary, device=dev_name,

@@ -68,14 +68,16 @@ timeout 180 $PY -m pytest -q -p no:cacheprovider -m gpu tests/sr/test_gpu.py > "
 log "gpu tests rc $? : $(tail -1 "$R/gpu_tests.log")"
 log "bench_train"
 timeout 150 $PY -m bench.bench_train --device cuda --variant full --variant baseline1 --batch 48 --batch 128 \
-  --batch 512 --precision "$PREC" --steps 15 --warmup 5 --no-record > "$R/bench_train.jsonl" 2> "$R/bench_train.err"
+  --batch 512 --precision "$PREC" --steps 15 --warmup 5 --gru-fp32 --no-record > "$R/bench_train.jsonl" \
+  2> "$R/bench_train.err"
 log "bench_train rc $?"
 timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 128 --precision fp32 --steps 10 --warmup 3 \
   --no-record >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
 timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision "$PREC" --steps 5 \
   --warmup 3 --profile --no-record > "$R/bench_train_profile.txt" 2>&1
 if [ -f bench/bench_infer.py ]; then
-  timeout 60 $PY -m bench.bench_infer --device cuda --no-record > "$R/bench_infer.txt" 2>&1
+  timeout 90 $PY -m bench.bench_infer --device cuda --layout auto --layout channels-last --no-record \
+    > "$R/bench_infer.txt" 2>&1
   log "bench_infer rc $?"
 fi
 fi  # SKIP_BENCH

@@ -124,3 +124,63 @@ def test_parseq_tpg_variant() -> None:
     torch.testing.assert_close(out.tp_probs.sum(1), torch.ones(2, 1, 26))
     (out.sr.square().mean() + out.cls.square().mean()).backward()
     assert model.tpg.recognizer.head.weight.grad.abs().sum() > 0  # fine-tuned with the network
+
+
+def test_cpu_deformable_convolution_equals_torchvision() -> None:
+    """The CPU path (one grid_sample over the 9 taps) computes torchvision's deform_conv2d, forward and backward,
+    with offsets large enough to leave the image, on odd sizes, with and without bias."""
+    from torchvision.ops import deform_conv2d
+
+    from glyphsr.sr.modeling.deform import DeformBlock, deform_conv_depthwise
+
+    torch.manual_seed(0)
+    for (b, c, h, w), bias in (((2, 8, 16, 64), True), ((1, 3, 5, 7), False)):
+        x = torch.randn(b, c, h, w, dtype=torch.float64, requires_grad=True)
+        off = (torch.randn(b, 18, h, w, dtype=torch.float64) * 3).requires_grad_()
+        mask = torch.rand(b, 9, h, w, dtype=torch.float64, requires_grad=True)
+        weight = torch.randn(c, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+        bb = torch.randn(c, dtype=torch.float64, requires_grad=True) if bias else None
+        inputs = [x, off, mask, weight] + ([bb] if bias else [])
+        ours = deform_conv_depthwise(x, off, mask, weight, bb)
+        ref = deform_conv2d(x, off, weight, bb, padding=1, mask=mask)
+        torch.testing.assert_close(ours, ref, atol=1e-10, rtol=1e-10)
+        g = torch.randn_like(ref)
+        for a, r in zip(torch.autograd.grad(ours, inputs, g), torch.autograd.grad(ref, inputs, g)):
+            torch.testing.assert_close(a, r, atol=1e-8, rtol=1e-8)
+    with pytest.raises(ValueError, match="depthwise 3x3"):
+        deform_conv_depthwise(torch.rand(1, 4, 8, 8), torch.rand(1, 18, 8, 8), torch.rand(1, 9, 8, 8),
+                              torch.rand(4, 2, 3, 3), None)
+    block = DeformBlock(32).eval()  # the block's CPU path and torchvision's module agree
+    y = torch.rand(2, 32, 16, 64)
+    with torch.no_grad():
+        r = block.reduce(y)
+        om = block.offset_mask(torch.cat([r, torch.nn.functional.interpolate(
+            block.context(r), size=r.shape[-2:], mode="bilinear", align_corners=False)], 1))
+        via_tv = block.dcn(r, om[:, :18], torch.sigmoid(om[:, 18:]))
+        via_tv = y + block.expand(via_tv * block.gate(via_tv))
+        torch.testing.assert_close(block(y), via_tv, atol=1e-5, rtol=1e-5)
+
+
+def test_tp_steps_pool_the_tpg_steps() -> None:
+    """The CRNN TPG's 63 steps are averaged into 26 (still distributions) before the TP transformer; tp_steps=None
+    feeds all 63; a configuration saved before tp_steps existed reads back as None."""
+    torch.manual_seed(0)
+    model = build_model(SRConfig(tpg_pretrained=False)).eval()
+    seen, tps = [], []
+    model.tp_transformer.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    model.tp_transformer.register_forward_hook(lambda m, args, out: tps.append(out))
+    lr = torch.rand(2, 4, 16, 64)
+    with torch.no_grad():
+        out = model(lr)
+        assert out.tp_probs.shape == (2, 97, 1, 63) and seen[-1].shape == (2, 97, 1, 26)
+        torch.testing.assert_close(seen[-1].sum(1), torch.ones(2, 1, 26))
+        torch.testing.assert_close(seen[-1][..., 0], out.tp_probs[..., :3].mean(-1))  # bin 0 = steps 0-2
+        model.tp_steps = None
+        model(lr)
+        assert seen[-1].shape == (2, 97, 1, 63) and tps[-1].shape == tps[0].shape == (2, 32, 16, 64)
+        assert not torch.allclose(tps[-1], tps[0])
+    legacy = SRConfig().to_dict()
+    del legacy["tp_steps"]
+    assert SRConfig.from_dict(legacy).tp_steps is None
+    with pytest.raises(ValueError, match="tp_steps"):
+        SRConfig(tp_steps=0)
