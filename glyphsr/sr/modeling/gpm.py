@@ -57,7 +57,8 @@ class GlyphPerception(nn.Module):
         d3 = self.down3(d2)  # (B, 256, 4, 16)
         b, c, h, w = d3.shape
         seq = run_gru(self.gru, d3.permute(0, 3, 1, 2).reshape(b, w, c * h))  # one step per column
-        g = self.gru_out(seq).reshape(b, w, c, h).permute(0, 2, 3, 1) + d3
+        # batch_first GRU output is time-major in memory: a 2-D product, not a batched one over a copied weight
+        g = self.gru_out(seq.reshape(b * w, -1)).reshape(b, w, c, h).permute(0, 2, 3, 1) + d3
         u2 = self.up2(F.interpolate(g, size=d2.shape[-2:], mode="bilinear", align_corners=False)) + d2
         u1 = self.up1(F.interpolate(u2, size=d1.shape[-2:], mode="bilinear", align_corners=False)) + d1
         line = torch.sigmoid(self.line_head(u1)) if self.line_head is not None else None
