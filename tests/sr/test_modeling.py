@@ -184,3 +184,18 @@ def test_tp_steps_pool_the_tpg_steps() -> None:
     assert SRConfig.from_dict(legacy).tp_steps is None
     with pytest.raises(ValueError, match="tp_steps"):
         SRConfig(tp_steps=0)
+
+
+def test_upsampler_starts_checkerboard_free() -> None:
+    """ICNR: the untrained upsampler's output is constant on every 2x2 block (a nearest-neighbour upsampling)."""
+    from glyphsr.sr.modeling.sr_branch import Upsampler, icnr_
+
+    torch.manual_seed(0)
+    up = Upsampler(8, 2)
+    y = up(torch.randn(2, 8, 5, 7))
+    assert y.shape == (2, 8, 10, 14)
+    for i, j in ((0, 1), (1, 0), (1, 1)):
+        torch.testing.assert_close(y[..., i::2, j::2], y[..., 0::2, 0::2])
+    assert y.std() > 0.1  # not a constant map
+    with pytest.raises(ValueError, match="divisible"):
+        icnr_(torch.nn.Conv2d(4, 6, 3), 2)

@@ -5,7 +5,10 @@
 - ``SRBlock(c_sr=64, c_tp=32)`` (TPGSR's RecurrentResidualBlockTL): conv3-BN-Mish-conv3-BN, the TP concatenated
   (c_sr + c_tp channels), a GruBlock along the height back to c_sr, and a GruBlock along the width on the input
   plus that residual; (B, c_sr, H, W), TP (B, c_tp, H, W) -> (B, c_sr, H, W).
-- ``Upsampler(c, scale)``: conv3 c -> c * scale^2, PixelShuffle, Mish.
+- ``Upsampler(c, scale)``: conv3 c -> c * scale^2, PixelShuffle, Mish; the convolution starts ICNR-initialized
+  (Aitken et al. 2017: the scale^2 sub-pixel filters of each output channel start equal, so the untrained
+  upsampler is a nearest-neighbour upsampling of a convolution, free of the checkerboard a random PixelShuffle
+  draws; the paper does not say how it initializes).
 """
 
 from __future__ import annotations
@@ -70,6 +73,21 @@ class Upsampler(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(c, c * scale * scale, 3, padding=1)
         self.shuffle = nn.PixelShuffle(scale)
+        icnr_(self.conv, scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.mish(self.shuffle(self.conv(x)))
+
+
+@torch.no_grad()
+def icnr_(conv: nn.Conv2d, scale: int) -> None:
+    """ICNR: draw ``conv``'s filters for ``out_channels / scale^2`` channels (PyTorch's default initialization)
+    and repeat each ``scale^2`` times, so that after ``PixelShuffle(scale)`` every output channel's sub-pixels
+    start from the same filter."""
+    r2 = scale * scale
+    if conv.out_channels % r2:
+        raise ValueError(f"ICNR needs out_channels divisible by scale^2 = {r2}, got {conv.out_channels}")
+    base = nn.Conv2d(conv.in_channels, conv.out_channels // r2, conv.kernel_size, bias=conv.bias is not None)
+    conv.weight.copy_(base.weight.repeat_interleave(r2, dim=0))
+    if conv.bias is not None:
+        conv.bias.copy_(base.bias.repeat_interleave(r2, dim=0))
