@@ -43,7 +43,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine (to min_lr_ratio x lr) after linear warm-up | constant
     min_lr_ratio: float = 0.0
     grad_clip: float | None = None
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU
+    precision: str = "auto"  # auto: bf16 autocast where native (CUDA; CPUs with AVX512-BF16/AMX), else fp32
     compile: bool = False
     ema: float | None = None  # decay of an exponential moving average of the weights (e.g. 0.999); None = off
     val_every: int = 1000  # steps between validations (0 = only at the end)

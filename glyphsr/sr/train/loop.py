@@ -8,7 +8,9 @@ prints: events go to ``callback(event: dict)`` (kinds ``start``, ``train``, ``va
   run sees the same batches; under DDP the global batch is ``batch x world`` and rank r takes its r-th share.
 - Learning rate: linear warm-up, then cosine to ``min_lr_ratio`` (or constant), as a function of the step; with
   ``time_budget_s`` the progress is the larger of the step fraction and the time fraction.
-- Precision: bf16 autocast on CUDA (``auto``), fp32 elsewhere. Adam is fused on CUDA.
+- Precision: ``auto`` is bf16 autocast where the device computes bf16 natively (CUDA from Ampere on; CPUs with
+  AVX512-BF16 or AMX: 8.6 against 6.0 samples/s in fp32 on the 2-core Zen 4 here, batch 16), fp32 elsewhere; the
+  weights, the optimizer and the EMA stay fp32. Adam is fused on CUDA.
 - A non-finite loss skips the optimizer step (the gradients are dropped) and is counted; ``max_bad_steps`` in a
   row stop the run with :class:`TrainingDiverged`, leaving the last good checkpoint as it was.
 - EMA (``ema`` decay): an average of the weights kept beside them, checkpointed and validated too.
@@ -35,6 +37,7 @@ from glyphsr.sr.checkpoint import load_state, read_resume, read_weights, write_c
 from glyphsr.sr.evaluation import EvalSet, evaluate, summary
 from glyphsr.sr.losses import CRNNTextFocus, GlyphSRLoss
 from glyphsr.sr.modeling import build_model
+from glyphsr.sr.runtime import use_bf16
 from glyphsr.sr.train.config import RunConfig
 from glyphsr.sr.train.data import TrainTensors, add_text_focus_targets
 
@@ -88,8 +91,7 @@ class Trainer:
         self.crit = (criterion or GlyphSRLoss(config.loss)).to(self.device)
         self.data = data.to(self.device)
         add_text_focus_targets(self.data, self.crit.text_focus)
-        self.autocast = self.device.type == "cuda" and self.tc.precision in ("auto", "bf16") or \
-            self.tc.precision == "bf16"
+        self.autocast = use_bf16(self.tc.precision, self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         kw = {"fused": True} if self.device.type == "cuda" else {}
         self.opt = torch.optim.Adam(params, lr=self.tc.lr, betas=tuple(self.tc.betas),
