@@ -1,15 +1,16 @@
 """How a trained network runs for inference (``sr-infer``, ``sr-eval``, the benchmarks): precision and memory layout.
 
 - ``--precision auto`` (the default) is bfloat16 autocast where the device computes bfloat16 natively: CUDA, and
-  CPUs with AVX512-BF16 or AMX (AMD Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later). Elsewhere it is
-  float32: without those instructions oneDNN emulates bfloat16, which is slower than float32.
+  CPUs with AVX512-BF16 or AMX (AMD Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later). Elsewhere it
+  is float32, where oneDNN would emulate bfloat16 (not measured here: this project's CPU has AVX512-BF16).
 - On the CPU the network and its inputs go channels-last, oneDNN's own layout: no reordering around each
   convolution, and the GRUs' row sequences need no copy.
 
-Measured on the 2-core AMD EPYC (Zen 4) here, the full network, random weights, 64 LR images per forward pass
-(docs/benchmarks.md, bench_infer): float32 16.6 images/s, bfloat16 25.3, bfloat16 channels-last 32. bfloat16
-moves SR pixels by at most 0.003 (under one 8-bit level) on random weights. The deformable convolutions and the
-GRUs stay float32 inside autocast (they are not faster in bfloat16 on the CPU).
+Measured on the 2-core AMD EPYC (AVX512-BF16) here, the full network with random weights, 16x64 images
+(bench_infer, docs/benchmarks.md): float32 contiguous 16.6 images/s and bfloat16 25.3 at batch 64 (commit
+94203d4); bfloat16 channels-last 32 (a one-off measurement); with the later CPU changes (deformable convolutions
+via grid_sample, 26 TP steps, float32 GRUs) bfloat16 37.9 and float32 24.3 at batch 32 (commit 3f5395e).
+bfloat16 moved SR pixels by at most 0.003 (under one 8-bit level) on random weights.
 """
 
 from __future__ import annotations
