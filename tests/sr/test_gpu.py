@@ -48,3 +48,20 @@ def test_trainer_steps_on_cuda(tmp_path) -> None:
     assert t.autocast and t.data.lr.is_cuda and t.data.tf_target is not None and t.data.tf_target.is_cuda
     losses = [float(t.train_step()["total"]) for _ in range(8)]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_cpu_and_cuda_networks_agree() -> None:
+    """The same weights give the same SR image on the CPU (deformable convolutions as one grid_sample) and on CUDA
+    (torchvision's kernel), in float32 without TF32."""
+    torch.manual_seed(0)
+    model = build_model(SRConfig(tpg_pretrained=False)).eval()
+    x = torch.rand(4, 4, 16, 64)
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            cpu = model(x).sr
+            gpu = model.cuda()(x.cuda()).sr.cpu()
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    torch.testing.assert_close(gpu, cpu, atol=1e-4, rtol=1e-4)
