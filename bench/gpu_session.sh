@@ -10,6 +10,7 @@
 #        paper     GlyphSR, the paper's recipe (batch 48, lr 1e-3, 5 warm-up epochs, no skip)
 #        baseline1 Baseline1 (no GPM, no GFM), recipe short (Table 2)
 #        noskip, lr2e3: the 2026-11-27 ablations (short without the skip; short at lr 2e-3, 200 warm-up steps)
+#        smooth    recipe short with loss.tf_smooth (the text focus blind to alternate-row stripes; README, demo)
 #   4. the main run's weights exported as fp16 safetensors (files under 16 MiB) and every log into $OUT;
 #   5. torchrun with 2 processes on the one GPU against one process, same global batch and steps (Target 3).
 # Everything comes back through $OUT (at most 8 files of 16 MiB): results.tar.gz is rebuilt after each stage, so a
@@ -113,6 +114,7 @@ declare -A ARGS=(
   [lowcls]="--recipe short --set loss.w_cls=0.1"
   [lr2e3]="--recipe short --set train.lr=2e-3 --set train.warmup_steps=200"
   [baseline1]="--recipe short --variant baseline1"
+  [smooth]="--recipe short --set loss.tf_smooth=true"
 )
 PIDS=()
 RUNS=${RUNS:-main lowcls paper baseline1}

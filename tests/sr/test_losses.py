@@ -164,3 +164,24 @@ def test_wce_table_from_the_telescopes_confusion_matrix(tmp_path: Path) -> None:
         load_wce_table(evil)
     with pytest.raises(FileNotFoundError):
         load_wce_table(tmp_path / "missing.pkl")
+
+
+def test_smoothed_crnn_text_focus_is_blind_to_alternating_rows() -> None:
+    """loss.tf_smooth: the [1, 2, 1] rows filter removes a pattern alternating from row to row exactly, so the
+    smoothed text focus cannot pull SR towards stripes (the plain one sees them); HR targets are smoothed alike."""
+    from glyphsr.sr.losses.text_focus import smooth_rows
+
+    torch.manual_seed(0)
+    plain = CRNNTextFocus()
+    smooth = CRNNTextFocus(model=plain.recognizer, smooth=True)
+    sr, hr = torch.rand(2, 4, 32, 128) * 0.5 + 0.25, torch.rand(2, 4, 32, 128)
+    stripes = 0.2 * (-1.0) ** torch.arange(32.0)[:, None].expand(32, 128)
+    torch.testing.assert_close(smooth_rows(stripes[None, None]), torch.zeros(1, 1, 32, 128))
+    torch.testing.assert_close(smooth_rows(torch.full((1, 1, 5, 3), 0.3)), torch.full((1, 1, 5, 3), 0.3))
+    with torch.no_grad():
+        for tf, blind in ((smooth, True), (plain, False)):
+            a = tf(sr, hr, ["word", "text"])["tf_att"]
+            b = tf(sr + stripes, hr, ["word", "text"])["tf_att"]
+            assert torch.allclose(a, b, atol=1e-6) == blind
+    torch.testing.assert_close(smooth.hr_target(hr), plain.hr_target(smooth_rows(hr)))
+    assert GlyphSRLoss(LossConfig(tf_smooth=True)).text_focus.smooth

@@ -134,7 +134,7 @@ def test_cpu_deformable_convolution_equals_torchvision() -> None:
     from glyphsr.sr.modeling.deform import DeformBlock, deform_conv_depthwise
 
     torch.manual_seed(0)
-    for (b, c, h, w), bias in (((2, 8, 16, 64), True), ((1, 3, 5, 7), False)):
+    for (b, c, h, w), bias in (((2, 8, 16, 64), True), ((1, 3, 5, 7), False), ((1, 2, 1, 6), True)):
         x = torch.randn(b, c, h, w, dtype=torch.float64, requires_grad=True)
         off = (torch.randn(b, 18, h, w, dtype=torch.float64) * 3).requires_grad_()
         mask = torch.rand(b, 9, h, w, dtype=torch.float64, requires_grad=True)

@@ -43,6 +43,7 @@ class LossConfig:
     stt_checkpoint: str | None = None
     wce_confusion: str | None = None  # the Telescope's confuse.pkl for the WCE weights (stt); None: plain CE
     crnn_weights: str | None = None
+    tf_smooth: bool = False  # crnn text focus: [1, 2, 1] rows filter first (no stripes; not in the paper; README)
     max_chars: int = MAX_CHARS
 
 
@@ -51,7 +52,7 @@ class GlyphSRLoss(nn.Module):
         super().__init__()
         self.config = config
         if text_focus is None and config.text_focus == "crnn":
-            text_focus = CRNNTextFocus(config.crnn_weights)
+            text_focus = CRNNTextFocus(config.crnn_weights, smooth=config.tf_smooth)
         elif text_focus is None and config.text_focus == "stt":
             table = load_wce_table(config.wce_confusion) if config.wce_confusion else None
             text_focus = STTTextFocus(config.stt_checkpoint, wce_table=table)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import DeformConv2d
+from torchvision.ops import DeformConv2d, deform_conv2d
 
 
 def deform_conv_depthwise(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
@@ -32,13 +32,15 @@ def deform_conv_depthwise(x: torch.Tensor, offset: torch.Tensor, mask: torch.Ten
     if weight.shape != (c, 1, 3, 3) or offset.shape[1] != 18 or mask.shape[1] != 9:
         raise ValueError(f"deform_conv_depthwise needs a depthwise 3x3 kernel: x {tuple(x.shape)}, "
                          f"weight {tuple(weight.shape)}, offset {tuple(offset.shape)}, mask {tuple(mask.shape)}")
+    if h < 2 or w < 2:  # grid_sample's normalized coordinates need two pixels per axis
+        return deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
     taps = torch.arange(-1, 2, device=x.device, dtype=x.dtype)
     ys = torch.arange(h, device=x.device, dtype=x.dtype)[:, None] + taps.repeat_interleave(3)[:, None, None]
     xs = torch.arange(w, device=x.device, dtype=x.dtype)[None, :] + taps.repeat(3)[:, None, None]  # (9, 1, W)
     ys = ys + offset[:, 0::2]  # (B, 9, H, W)
     xs = xs + offset[:, 1::2]
     # grid_sample's align_corners=True puts -1 and 1 on the centres of the first and last pixels
-    grid = torch.stack([xs * (2 / max(w - 1, 1)) - 1, ys * (2 / max(h - 1, 1)) - 1], dim=-1)
+    grid = torch.stack([xs * (2 / (w - 1)) - 1, ys * (2 / (h - 1)) - 1], dim=-1)
     s = F.grid_sample(x, grid.reshape(b, 9 * h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=True)
     s = s.reshape(b, c, 9, h, w) * mask[:, None]
     y = torch.einsum("bckhw,ck->bchw", s, weight.reshape(c, 9))
