@@ -45,7 +45,6 @@ def measure(sr, images: list, batch: int, autocast: bool, device) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-
     list(super_resolve_images(sr, enumerate(images[:batch]), device=device, batch=batch,
                               autocast=autocast))  # warm-up: allocator, cuDNN/oneDNN plans
     sync()

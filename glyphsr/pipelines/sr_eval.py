@@ -138,7 +138,7 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, prec
         super_resolve,
         weighted_average,
     )
-    from glyphsr.sr.runtime import CPU_BATCH, sr_function, use_bf16
+    from glyphsr.sr.runtime import sr_function, use_bf16
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}  # seconds per stage, in the JSON and the last line
@@ -212,8 +212,7 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, prec
             except (FileNotFoundError, ValueError) as exc:
                 fail(str(exc))
         for key, m in models.items():
-            sr_images.setdefault(key, {})[s.name] = super_resolve(
-                sr_function(m, dev), s.lr, dev, batch if dev.type == "cuda" else min(batch, CPU_BATCH), bf16)
+            sr_images.setdefault(key, {})[s.name] = super_resolve(sr_function(m, dev), s.lr, dev, batch, bf16)
     if save_sr and "model" in models:
         for s in sets:
             write_sr_pngs(Path(save_sr), s, sr_images["model"][s.name], single)

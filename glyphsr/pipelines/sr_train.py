@@ -313,11 +313,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
             if config_file or overrides or variant or recipe != "paper" or epochs or steps or minutes or batch:
                 fail("--resume continues with the run's own configuration (config.yaml in the run folder); "
                      "configuration options cannot be given with it")
-            import yaml
-
-            written = (yaml.safe_load(run_cfg.read_text()) or {}).get("model") or {}
-            # a run written before model.tp_steps existed fed the TPG's steps as they were
-            cfg = resolve("paper", run_cfg, [] if "tp_steps" in written else ["model.tp_steps=null"])
+            cfg = resolve("paper", run_cfg)
             saved = json.loads((Path(out) / "run.json").read_text())
             store = store or saved["store"]
             lmdb = lmdb or saved["lmdb"]

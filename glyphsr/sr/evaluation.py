@@ -252,7 +252,12 @@ def super_resolve(sr_fn: Callable[[torch.Tensor], torch.Tensor], lr_uint8: torch
                   batch: int = 256, autocast: bool = False) -> torch.Tensor:
     """Run ``sr_fn`` (RGBM LR (B, 4, 16, 64) -> SR RGB(M) (B, C, 32, 128)) over uint8 LR images; returns RGB float
     (N, 3, 32, 128) in [0, 1] on the CPU, quantized to multiples of 1/255: the images a PNG holds, so the metrics
-    of SR images saved and judged again (``sr-eval --save-sr``, then ``--sr-dir``) are the same numbers."""
+    of SR images saved and judged again (``sr-eval --save-sr``, then ``--sr-dir``) are the same numbers. On the CPU
+    at most :data:`glyphsr.sr.runtime.CPU_BATCH` images go through at once (larger batches ran slower there)."""
+    from glyphsr.sr.runtime import CPU_BATCH
+
+    if device.type == "cpu":
+        batch = min(batch, CPU_BATCH)
     out = []
     for s in range(0, len(lr_uint8), batch):
         x = rgbm(lr_uint8[s:s + batch].to(device, non_blocking=True))
