@@ -64,8 +64,9 @@ SIZES = {
     # CI's: tens of images, a tiny network, two steps; proves the stages fit together
     "tiny": Size(train=24, test=8, eval_limit=None, val_limit=2, minutes=None, steps=2, batch=4, settings=TINY_MODEL,
                  gem_limit=8, rows=1, workers=1),
-    # the paper's network for 5 minutes on a CPU at batch 16 (155 steps in bf16 on the project's 2 cores, 110 in
-    # fp32; 86 before the CPU speed-ups of 2026-11-27). lr 1e-4, not the
+    # the short recipe's network (the paper's plus the global skip, without the STN) for 5 minutes on a CPU at
+    # batch 16 (155 steps in bf16 on the project's 2 cores with the STN, 110 in fp32; 86 before the CPU speed-ups
+    # of 2026-11-27). lr 1e-4, not the
     # recipe's 5e-4 (chosen for batch 256): in 5 minutes 5e-4 took the network from bicubic's 40.7% to 18.4% on 30
     # records per tier, 1e-4 to 34.0% (one run each). No EMA: over so few steps an EMA of 0.995 stays mostly the
     # initial weights, and judging it would double validation and sr-eval.
@@ -433,9 +434,9 @@ def _device() -> str:
 @click.option("--size", "size_name", type=click.Choice(["auto", "tiny", "cpu", "gpu"]), default="auto",
               show_default=True,
               help="tiny: 24 training and 8 test images per tier, a tiny network, 2 training steps (under a minute; "
-                   "what the tests run). cpu: 2,000 training and 200 test images per tier, the paper's network for "
-                   "5 minutes at batch 16 and lr 1e-4, 100 records per tier judged (7 minutes on the project's 2 "
-                   "cores). gpu: 17,367 "
+                   "what the tests run). cpu: 2,000 training and 200 test images per tier, the short recipe's "
+                   "network for 5 minutes at batch 16 and lr 1e-4, 100 records per tier judged (7 minutes on the "
+                   "project's 2 cores). gpu: 17,367 "
                    "training (TextZoom's size) and 500 test images per tier, a 10-minute short-recipe run, every "
                    "record judged. auto: gpu when CUDA is visible, else cpu.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,

@@ -137,10 +137,12 @@ class Display:
             TimeRemainingColumn,
         )
 
-        self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[unit]}"),
                                  TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
                                  console=console, transient=False)
         self.task = None
+        self.prep = None
         self.tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -160,8 +162,17 @@ class Display:
 
     def __call__(self, e: dict) -> None:
         kind = e["kind"]
-        if kind == "start":
-            self.task = self.progress.add_task("train", total=e["total_steps"], completed=e["step"], info="")
+        if kind == "prepare":  # work before the first step, e.g. the text-focus targets of every HR image
+            if self.prep is None:
+                self.prep = self.progress.add_task(e["what"], total=e["total"], unit="images", info="")
+            self.progress.update(self.prep, completed=e["done"], total=e["total"])
+            if e["done"] >= e["total"]:
+                self.progress.remove_task(self.prep)
+                self.prep = None
+                console.print(f"{e['what']}: {e['total']:,} images")
+        elif kind == "start":
+            self.task = self.progress.add_task("train", total=e["total_steps"], completed=e["step"], unit="steps",
+                                               info="")
             console.print(f"{e['samples']:,} training samples on {e['device']} ({e['precision']}), global batch "
                           f"{e['global_batch']} over {e['world']} process(es), {e['steps_per_epoch']} steps per "
                           f"epoch, {e['total_steps']:,} steps; data in memory {e['data_bytes'] / 1e9:.2f} GB")
@@ -378,14 +389,14 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
                                                       "val": [str(Path(p).resolve()) for p in val_paths],
                                                       "limit": limit, "data": info}, indent=1))
     # -- train -----------------------------------------------------------------------------------------------------
-    try:
-        trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, resume=resume,
-                          init_weights=_weights_path(init_weights) if init_weights else None)
-    except (ValueError, OSError, CheckpointError) as exc:
-        fail(str(exc))
     code = 0
     with Display(out_dir) if rank == 0 else _Null() as display:
-        trainer.callback = display if rank == 0 else (lambda e: None)
+        try:  # the display first: the trainer reports its preparation (the text-focus targets) to it
+            trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, resume=resume,
+                              init_weights=_weights_path(init_weights) if init_weights else None,
+                              callback=display if rank == 0 else None)
+        except (ValueError, OSError, CheckpointError) as exc:
+            fail(str(exc))
         try:
             result = trainer.run(stop_after=stop_after)
         except TrainingDiverged as exc:

@@ -51,6 +51,7 @@ def test_run_folder_validation_and_checkpoints(synth_store: Path, tmp_path: Path
     assert read_weights(out / "checkpoints" / "last", "ema")[1]["step"] == 3
     assert (out / "checkpoints" / "best" / "model.safetensors").is_file()
     assert "run folder" in res.output
+    assert "text-focus targets: 40 images" in res.output  # computed once before the first step, with progress
 
 
 def test_stop_and_resume_from_the_command_line(synth_store: Path, tmp_path: Path) -> None:

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from glyphsr.sr.checkpoint import CheckpointError, load_model, read_weights, write_checkpoint
+from glyphsr.sr.evaluation import bicubic_up
 from glyphsr.sr.losses import GlyphSRLoss, LossConfig
 from glyphsr.sr.modeling import SRConfig, build_model
 from glyphsr.sr.train.config import RECIPES, RunConfig, TrainConfig, resolve, save_yaml
 from glyphsr.sr.train.data import build_tensors, quarters
 from glyphsr.sr.train.loop import Trainer, TrainingDiverged, lr_factor
+from tests.conftest import word_image
 
 TINY = {"c_sr": 8, "c_tp": 8, "n_blocks": 2, "n_gly": 1, "tpg_pretrained": False}
 
@@ -156,7 +158,7 @@ def test_configuration_layers(tmp_path: Path) -> None:
     assert (paper.train.batch, paper.train.lr, paper.train.epochs, paper.train.warmup_epochs) == (48, 1e-3, 200, 5)
     assert paper.model == SRConfig() and not paper.model.residual
     short = resolve("short")
-    assert short.model.residual and short.train.batch == RECIPES["short"]["train"]["batch"]
+    assert short.model.residual and not short.model.stn and short.train.batch == RECIPES["short"]["train"]["batch"]
     f = tmp_path / "c.yaml"
     f.write_text("train:\n  lr: 0.005\n  batch: 32\nmodel:\n  n_gly: 3\n")
     c = resolve("short", f, ["train.batch=16", "loss.w_hog=0.05", "train.min_lr_ratio=1e-2"], variant="baseline1")
@@ -200,11 +202,28 @@ def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
 
 
 def test_residual_network_starts_at_bicubic() -> None:
+    """The untrained network with the global skip returns the judged bicubic row (PIL's kernel, ``bicubic_up`` of
+    the uint8 LR) to within PIL's rounding; ``skip_kernel="torch"`` (configurations saved before the key existed)
+    keeps torch's default kernel."""
     model = build_model(SRConfig(**TINY, residual=True)).eval()
-    x = torch.rand(2, 4, 16, 64)
-    bic = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
-    torch.testing.assert_close(model(x).sr, bic)
-    assert math.isclose(float(model.super_resolve(x).max()), min(1.0, float(bic[:, :3].max())), rel_tol=1e-6)
+    words = [word_image(w, (128, 32), dark_on_light=i % 2 == 0).resize((64, 16), Image.BICUBIC)
+             for i, w in enumerate(["Hello", "street", "OPEN 24", "x-ray"])]
+    lr8 = torch.from_numpy(np.stack([np.asarray(w) for w in words])).permute(0, 3, 1, 2).contiguous()
+    x = torch.cat([lr8, lr8[:, :1]], 1).float() / 255
+    row = bicubic_up(lr8)
+    diff = (model.super_resolve(x) - row).abs() * 255
+    assert float(diff.max()) <= 3 and float((diff > 1).float().mean()) < 1e-3
+    sr = model(x).sr
+    torch.testing.assert_close(sr, torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic",
+                                                                    align_corners=False, antialias=True))
+    legacy = SRConfig(**TINY, residual=True).to_dict()
+    del legacy["skip_kernel"]
+    old = build_model(SRConfig.from_dict(legacy)).eval()
+    torch.testing.assert_close(old(x).sr, torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic",
+                                                                          align_corners=False))
+    assert float(((old.super_resolve(x) - row).abs() * 255).max()) > 3  # the kernel the judge does not use
+    with pytest.raises(ValueError, match="skip_kernel"):
+        SRConfig(skip_kernel="lanczos")
 
 
 def test_class_weight_scales_the_class_term_only() -> None:

