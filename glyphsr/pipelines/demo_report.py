@@ -85,7 +85,7 @@ def _training_text(f) -> str:
             "metrics.jsonl, TensorBoard events in tb/, checkpoints/last and checkpoints/best, summary.json); the "
             "demo judges and uses `checkpoints/last`."]
     network = ("a tiny network of GlyphSR's architecture (8 channels, 2 blocks)" if f.size_name == "tiny"
-               else "the paper's GlyphSR network")
+               else "the paper's GlyphSR network (with the short recipe's global skip and without the STN)")
     if short:
         text.append(
             f"**What this run shows, and what it cannot.** It shows that the stages fit together: {network} trains "
