@@ -112,7 +112,7 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
 @click.option("--profile", "do_profile", is_flag=True, help="Print torch.profiler's table for the first config.")
 @click.option("--gru-fp32", is_flag=True,
               help="Also measure the first variant and bf16 at each batch with the SR blocks' GRUs in float32 under "
-                   "autocast (glyphsr.sr.modeling.sr_branch.FLOAT32_GRU_DEVICES; the CPU's default).")
+                   "autocast (GLYPHSR_FP32_GRU; the CPU's default).")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
 def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp32, do_profile, no_record) -> None:
     variants = variants or ("full", "baseline1")
@@ -129,11 +129,13 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
                 print(json.dumps(r), flush=True)
                 results.append(r)
     if gru_fp32 and "bf16" in precisions:
+        import os
+
         from glyphsr.sr.modeling import sr_branch
 
         kind = device.split(":")[0]
-        saved = set(sr_branch.FLOAT32_GRU_DEVICES)
-        sr_branch.FLOAT32_GRU_DEVICES.add(kind)
+        saved = os.environ.get(sr_branch.FP32_GRU_ENV)
+        os.environ[sr_branch.FP32_GRU_ENV] = ",".join(sorted(sr_branch.float32_gru_devices() | {kind}))
         try:
             for b in batches:
                 try:
@@ -144,8 +146,10 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
                 print(json.dumps(r), flush=True)
                 results.append(r)
         finally:
-            sr_branch.FLOAT32_GRU_DEVICES.clear()
-            sr_branch.FLOAT32_GRU_DEVICES.update(saved)
+            if saved is None:
+                os.environ.pop(sr_branch.FP32_GRU_ENV)
+            else:
+                os.environ[sr_branch.FP32_GRU_ENV] = saved
     if compile_:
         try:
             r = measure(variants[0], batches[-1], precisions[0], device, steps, warmup + 3, compile_=True)

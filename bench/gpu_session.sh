@@ -1,29 +1,37 @@
 #!/usr/bin/env bash
-# One GPU session, from the repository root of a lent GPU machine, after ../shared/device/prepare.sh's wheels are
-# installed (its header gives the pip line and the environment). It measures and trains everything GPU-related:
-#   1. textzoom-synth: N_TRAIN training pairs (seed 0) and N_TEST per test tier;
-#   2. gem-extract on the CPU workers, while the GPU runs the gpu-marked tests and bench_train (speed, memory,
-#      a torch.profiler table); then the bicubic/HR rows of the judge are cached once for all runs;
-#   3. sr-train runs side by side for the same training time, validated on the tiers (RapidOCR); RUNS picks them:
-#        main      GlyphSR, recipe short (global skip, no STN, batch 256, lr 5e-4, 100 warm-up steps, EMA)
-#        lowcls    recipe short with the class cross-entropy at 0.1 (it was 90% of the loss on 2026-11-27)
-#        paper     GlyphSR, the paper's recipe (batch 48, lr 1e-3, 5 warm-up epochs, no skip)
-#        baseline1 Baseline1 (no GPM, no GFM), recipe short (Table 2)
-#        noskip, lr2e3: the 2026-11-27 ablations (short without the skip; short at lr 2e-3, 200 warm-up steps)
-#        smooth    recipe short with loss.tf_smooth (the text focus blind to alternate-row stripes; README, demo)
-#        notf      recipe short without the text-focus loss (it lowered PSNR in 3-minute CPU runs; README)
-#        cont      recipe short from the shipped weights (--init glyphsr-synth): they are replaced only by weights
-#                  that read better on the same tiers with the same judge
-#   4. the weights of main, cont or notf (raw or EMA), whichever read best at the end, exported as fp16 safetensors
-#      (files under 16 MiB) and every log into $OUT; default runs: main notf paper baseline1, or main cont notf
-#      baseline1 when weights are shipped;
-#   5. torchrun with 2 processes on the one GPU against one process, same global batch and steps (Target 3).
+# A GPU session, from the repository root of a lent GPU machine, after ../shared/device/prepare.sh's wheels are
+# installed (its header gives the pip line and the environment). Two calls on the same warm machine, training first
+# (the weights are what users wait for; a session's 15 device minutes do not fit training and every benchmark in
+# one call of 10 minutes):
+#   PHASE=train (the default; DEADLINE_S=520 in a call of 600 s):
+#     1. textzoom-synth: N_TRAIN training pairs (seed 0) and N_TEST per test tier;
+#     2. gem-extract on the CPU workers, while the GPU runs a bf16 smoke step and the GRU A/B (bench_train at the
+#        runs' batch, GRUs under autocast against float32): the faster is used by the runs (GLYPHSR_FP32_GRU);
+#        then the judge's bicubic/HR rows are cached once for all runs;
+#     3. sr-train runs side by side for the same training time, validated on the tiers (RapidOCR); RUNS picks them:
+#          main      GlyphSR, recipe short (global skip, no STN, batch 256, lr 5e-4, 100 warm-up steps, EMA)
+#          notf      recipe short without the text-focus loss (it lowered PSNR in 3-minute CPU runs; README)
+#          cont      recipe short from the shipped weights (--init glyphsr-synth): they are replaced only by
+#                    weights that read better on the same tiers with the same judge
+#          baseline1 Baseline1 (no GPM, no GFM), recipe short (Table 2)
+#          paper     GlyphSR, the paper's recipe (batch 48, lr 1e-3, 5 warm-up epochs, no skip)
+#          lowcls    recipe short with the class cross-entropy at 0.1 (it was 90% of the loss on 2026-11-27)
+#          noskip, lr2e3: the 2026-11-27 ablations (short without the skip; short at lr 2e-3, 200 warm-up steps)
+#          smooth    recipe short with loss.tf_smooth (the text focus blind to alternate-row stripes; README, demo)
+#        default: main notf, or main cont when weights are shipped (each run shares the GPU: fewer runs, more
+#        samples each);
+#     4. the weights of main, cont or notf (raw or EMA), whichever read best at the end, exported as fp16
+#        safetensors (files under 16 MiB), and Baseline1's when it ran.
+#   PHASE=bench (DEADLINE_S: what the session has left, less a minute): the gpu-marked tests, bench_train (the
+#     grid, float32 GRUs, a torch.profiler table), bench_infer, and torchrun with 2 processes on the one GPU against
+#     one process, same global batch and steps (Target 3); it reuses PHASE=train's data and masks when the machine
+#     still has them, else makes 4,000 pairs.
+#   PHASE=all: both in one call (a session with more device time).
 # Everything comes back through $OUT (at most 8 files of 16 MiB): results.tar.gz is rebuilt after each stage, so a
 # session cut short still returns what it measured. Environment: OUT, WORK, N_TRAIN (20000), N_TEST (1000),
-# MINUTES (training time per run, default: what the DEADLINE leaves, at most 4), DEADLINE_S (520: the script
-# budgets its stages to end by then), VAL_N (500 per tier at the end, 200 during training). A short session:
-# SKIP_BENCH=1 (no smoke step, tests, benchmarks), RUNS="main" (which runs), MAIN_ARGS (the main run's options),
-# SKIP_DDP=1, JUDGE_THREADS, VAL_EVERY_S, PREC.
+# MINUTES (training time per run, default: what the DEADLINE leaves), DEADLINE_S (520: the script budgets its
+# stages to end by then), VAL_N (500 per tier at the end, 200 during training), RUNS, MAIN_ARGS (the main run's
+# options), SKIP_DDP=1, JUDGE_THREADS, VAL_EVERY_S (60), PREC (bf16), GLYPHSR_FP32_GRU (skips the A/B).
 set -u
 T0=$(date +%s)
 OUT=${OUT:-/tmp/gpu-out}; W=${WORK:-/tmp/gpu-work}
@@ -33,32 +41,45 @@ VAL_N=${VAL_N:-500}; VAL_DURING=${VAL_DURING:-200}; DEVICE=${DEVICE:-cuda}
 read -r -a EXTRA <<< "${EXTRA_TRAIN:-}"
 CPUS=$(getconf _NPROCESSORS_ONLN)  # not nproc: it obeys OMP_NUM_THREADS
 PY=${PYTHON:-python}
-R=$W/results; mkdir -p "$OUT" "$R" "$W"
+PHASE=${PHASE:-train}
+case $PHASE in train|bench|all) ;; *) echo "PHASE must be train, bench or all, got $PHASE" >&2; exit 2 ;; esac
+R=$W/results-$PHASE; mkdir -p "$OUT" "$R" "$W"
 el() { echo $(( $(date +%s) - T0 )); }
 log() { echo "[$(el)s] $*" | tee -a "$R/session.log"; }
-pack() { tar -C "$W" -czf "$OUT/results.tar.gz.tmp" results && mv "$OUT/results.tar.gz.tmp" "$OUT/results.tar.gz"; }
+pack() { tar -C "$W" -czf "$OUT/results.tar.gz.tmp" "results-$PHASE" && mv "$OUT/results.tar.gz.tmp" "$OUT/results.tar.gz"; }
 trap pack EXIT
 
-log "start: $(hostname), $CPUS cores"
+log "start: $(hostname), $CPUS cores, phase $PHASE"
 nvidia-smi > "$R/nvidia-smi.txt" 2>&1
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" \
   | tee -a "$R/session.log"
 
-# -- 1. data -----------------------------------------------------------------------------------------------------
-log "textzoom-synth: $N_TRAIN train, $N_TEST per tier"
-$PY -m glyphsr.pipelines.textzoom_synth --out "$W/data" --train "$N_TRAIN" --test "$N_TEST" --seed 0 \
-  --workers "$CPUS" > "$R/synth.log" 2>&1 || log "synth failed: rc $?"
-pack
-
-# -- 2. masks on the CPU || the GPU's tests and benchmarks ----------------------------------------------------------
-log "gem-extract (CPU workers) in the background"
-( $PY -m glyphsr.pipelines.gem_extract --lmdb "$W/data/train" --out "$W/masks.zarr" --gpus none \
-    --workers $(( CPUS > 3 ? CPUS - 2 : 1 )) > "$R/gem_extract.log" 2>&1; echo "rc $?" >> "$R/gem_extract.log" ) &
-GEM=$!
+data() {  # data N_TRAIN N_TEST: textzoom-synth into $W/data, then gem-extract in the background (both kept from a
+  # previous call on this machine: gem-extract resumes, and returns at once when its store is complete)
+  if [ -f "$W/data/synth.json" ]; then
+    log "data from the previous call: $W/data"
+  else
+    log "textzoom-synth: $1 train, $2 per tier"
+    rm -rf "$W/data" "$W/masks.zarr"
+    $PY -m glyphsr.pipelines.textzoom_synth --out "$W/data" --train "$1" --test "$2" --seed 0 \
+      --workers "$CPUS" > "$R/synth.log" 2>&1 || log "synth failed: rc $?"
+  fi
+  log "gem-extract (CPU workers) in the background"
+  ( $PY -m glyphsr.pipelines.gem_extract --lmdb "$W/data/train" --out "$W/masks.zarr" --gpus none \
+      --workers $(( CPUS > 3 ? CPUS - 2 : 1 )) > "$R/gem_extract.log" 2>&1; echo "rc $?" >> "$R/gem_extract.log" ) &
+  GEM=$!
+}
+GEM=
+wait_gem() { if [ -n "$GEM" ]; then wait "$GEM"; log "gem-extract: $(tail -2 "$R/gem_extract.log" | tr '\n' ' ')"; GEM=; fi; }
 PREC=${PREC:-bf16}
-if [ -z "${SKIP_BENCH:-}" ]; then
+
+# == PHASE train ====================================================================================================
+if [ "$PHASE" != bench ]; then
+# -- 1. data, and masks on the CPU workers || the GPU's smoke step and GRU A/B ----------------------------------------
+data "$N_TRAIN" "$N_TEST"
+pack
 log "bf16 smoke step"
-$PY - > "$R/smoke.log" 2>&1 <<'PYEOF' || { PREC=fp32; log "bf16 step failed: training in fp32 (see smoke.log)"; }
+$PY - > "$R/smoke.log" 2>&1 <<'SMOKE' || { PREC=fp32; log "bf16 step failed: training in fp32 (see smoke.log)"; }
 import torch
 from glyphsr.sr.losses import GlyphSRLoss
 from glyphsr.sr.modeling import SRConfig, build_model
@@ -68,30 +89,25 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
     loss = crit(m(lr), hr, ["word"] * 8, torch.zeros(8, 1, 32, 128, device="cuda"),
                 torch.zeros(8, 15, 32, 128, device="cuda"))["total"]
 loss.backward(); print("bf16 step ok", float(loss))
-PYEOF
-log "gpu-marked tests"
-timeout 180 $PY -m pytest -q -p no:cacheprovider -m gpu tests/sr/test_gpu.py > "$R/gpu_tests.log" 2>&1
-log "gpu tests rc $? : $(tail -1 "$R/gpu_tests.log")"
-log "bench_train"
-timeout 150 $PY -m bench.bench_train --device cuda --variant full --variant baseline1 --batch 48 --batch 128 \
-  --batch 512 --precision "$PREC" --steps 15 --warmup 5 --gru-fp32 --no-record > "$R/bench_train.jsonl" \
-  2> "$R/bench_train.err"
-log "bench_train rc $?"
-timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 128 --precision fp32 --steps 10 --warmup 3 \
-  --no-record >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
-timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision "$PREC" --steps 5 \
-  --warmup 3 --profile --no-record > "$R/bench_train_profile.txt" 2>&1
-if [ -f bench/bench_infer.py ]; then
-  timeout 90 $PY -m bench.bench_infer --device cuda --layout auto --layout channels-last --no-record \
-    > "$R/bench_infer.txt" 2>&1
-  log "bench_infer rc $?"
+SMOKE
+if [ -z "${GLYPHSR_FP32_GRU:-}" ] && [ "$PREC" = bf16 ] && [ "$DEVICE" = cuda ]; then
+  log "GRU A/B: bench_train, GlyphSR at batch 256, GRUs under autocast against float32"
+  timeout 120 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision bf16 --steps 10 \
+    --warmup 4 --gru-fp32 --no-record > "$R/gru_ab.jsonl" 2> "$R/gru_ab.err"
+  GRU=$($PY - "$R/gru_ab.jsonl" <<'AB'
+import json, sys
+rows = [json.loads(x) for x in open(sys.argv[1]) if x.startswith("{")]
+speed = {r.get("gru", "autocast"): r.get("samples_per_s", 0) for r in rows}
+print("cpu,cuda" if speed.get("fp32", 0) > 1.05 * speed.get("autocast", 0) else "cpu", speed)
+AB
+)
+  log "GRU A/B (samples/s): ${GRU#* }"
+  export GLYPHSR_FP32_GRU=${GRU%% *}
 fi
-fi  # SKIP_BENCH
-pack
-wait $GEM
-log "gem-extract: $(tail -1 "$R/gem_extract.log")"
+log "GLYPHSR_FP32_GRU=${GLYPHSR_FP32_GRU:-} (the runs' GRUs in float32 on these devices)"
+wait_gem
 log "judge's reference rows (bicubic, HR) cached once for all runs"
-$PY - > "$R/reference.log" 2>&1 <<PYEOF
+$PY - > "$R/reference.log" 2>&1 <<REF
 from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
 from glyphsr.sr.evaluation import load_sets, reference_rows
 sets, _ = load_sets(["$W/data"], $VAL_N, workers=$CPUS)
@@ -100,17 +116,17 @@ for s in sets:
     for sub in (s, s.subset($VAL_DURING)):
         rows = reference_rows(sub, judge)
         print(sub.name, len(sub), {k: round(v["accuracy"], 4) for k, v in rows.items()})
-PYEOF
+REF
 cat "$R/reference.log" | tee -a "$R/session.log"
 pack
 
-# -- 3. training runs side by side -----------------------------------------------------------------------------------
-LEFT=$(( DEADLINE_S - $(el) - 150 ))  # data loading, validations, the torchrun check, export
-MIN_DEFAULT=$(python3 -c "print(max(0.5, min(4.0, $LEFT / 60)))")
-MINUTES=${MINUTES:-$MIN_DEFAULT}
+# -- 2. training runs side by side -----------------------------------------------------------------------------------
+LEFT=$(( DEADLINE_S - $(el) - 120 ))  # data loading and targets, the final validations, the export
+MIN_DEFAULT=$(python3 -c "print(round(max(0.5, $LEFT / 60 * (0.8 if '$PHASE' == 'train' else 0.6)), 2))")
+MINUTES=${MINUTES:-$MIN_DEFAULT}  # validations during training do not count as training time: 0.8 leaves them room
 log "training: $MINUTES minutes per run, precision $PREC"
 common=(--masks "$W/masks.zarr" --minutes "$MINUTES" --val-limit "$VAL_N" --judge-threads "${JUDGE_THREADS:-3}"
-        --set "train.val_limit=$VAL_DURING" --set "train.val_every=0" --set "train.val_every_s=${VAL_EVERY_S:-45}"
+        --set "train.val_limit=$VAL_DURING" --set "train.val_every=0" --set "train.val_every_s=${VAL_EVERY_S:-60}"
         --set "train.precision=$PREC" --set "train.workers=4" --set "train.log_every=25" --device "$DEVICE")
 declare -A ARGS=(
   [main]="${MAIN_ARGS:---recipe short}"
@@ -125,14 +141,15 @@ declare -A ARGS=(
 )
 PIDS=()
 if $PY -c "import sys, glyphsr.weights as w; sys.exit('glyphsr-synth' not in w.available())" 2>/dev/null; then
-  RUNS=${RUNS:-main cont notf baseline1}  # weights are shipped: continue from them beside a fresh run
+  RUNS=${RUNS:-main cont}  # weights are shipped: continue from them beside a fresh run
 else
-  RUNS=${RUNS:-main notf paper baseline1}
+  RUNS=${RUNS:-main notf}
 fi
 for name in $RUNS; do
+  if [ -z "${ARGS[$name]:-}" ]; then log "unknown run $name (known: ${!ARGS[*]})"; continue; fi
   # shellcheck disable=SC2086
-  $PY -m glyphsr.pipelines.sr_train --out "$W/runs/$name" ${ARGS[$name]} "${common[@]}" "${EXTRA[@]}" \
-    > "$R/train_$name.log" 2>&1 &
+  $PY -m glyphsr.pipelines.sr_train --out "$W/runs/$name" --overwrite ${ARGS[$name]} "${common[@]}" \
+    "${EXTRA[@]}" > "$R/train_$name.log" 2>&1 &
   PIDS+=($!)
 done
 snap() {  # the runs' metrics so far, so a session cut short still returns its curves
@@ -155,8 +172,8 @@ done
 nvidia-smi --query-gpu=memory.used,memory.total --format=csv >> "$R/session.log" 2>&1
 pack
 
-# -- 4. export the best weights of main, cont and notf (raw or EMA), as read at the end ----------------
-$PY - > "$R/export.log" 2>&1 <<PYEOF
+# -- 3. export the best weights of main, cont and notf (raw or EMA), as read at the end ----------------
+$PY - > "$R/export.log" 2>&1 <<EXPORT
 import json
 from pathlib import Path
 from glyphsr.pipelines.sr_export import export
@@ -177,20 +194,45 @@ for p in export(best[1] / "checkpoints" / "last", Path("$OUT") / "glyphsr-synth"
 if Path("$W/runs/baseline1/checkpoints/last").exists():
     for p in export(Path("$W/runs/baseline1/checkpoints/last"), Path("$OUT") / "baseline1-synth"):
         print(p, p.stat().st_size)
-PYEOF
+EXPORT
 log "export: $(cat "$R/export.log" | tr '\n' ' ')"
 pack
+fi
 
-# -- 5. torchrun: 2 processes on the one GPU against 1, same global batch and steps ----------------------------------
+# == PHASE bench ====================================================================================================
+if [ "$PHASE" != train ]; then
+data 4000 200
+log "gpu-marked tests"
+timeout 180 $PY -m pytest -q -p no:cacheprovider -m gpu tests/sr/test_gpu.py > "$R/gpu_tests.log" 2>&1
+log "gpu tests rc $? : $(tail -1 "$R/gpu_tests.log")"
+unset GLYPHSR_FP32_GRU  # the benchmarks measure the default and, beside it, float32 GRUs
+log "bench_train"
+timeout 150 $PY -m bench.bench_train --device cuda --variant full --variant baseline1 --batch 48 --batch 128 \
+  --batch 512 --precision "$PREC" --steps 15 --warmup 5 --gru-fp32 --no-record > "$R/bench_train.jsonl" \
+  2> "$R/bench_train.err"
+log "bench_train rc $?"
+pack
+timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 128 --precision fp32 --steps 10 --warmup 3 \
+  --no-record >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
+timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision "$PREC" --steps 5 \
+  --warmup 3 --profile --no-record > "$R/bench_train_profile.txt" 2>&1
+pack
+timeout 90 $PY -m bench.bench_infer --device cuda --layout auto --layout channels-last --no-record \
+  > "$R/bench_infer.txt" 2>&1
+log "bench_infer rc $?"
+pack
+wait_gem
+
+# -- torchrun: 2 processes on the one GPU against 1, same global batch and steps -------------------------------------
 if [ -z "${SKIP_DDP:-}" ] && [ $(( DEADLINE_S - $(el) )) -gt 40 ]; then
   log "torchrun check"
   ddp=(--masks "$W/masks.zarr" --recipe short --steps 80 --limit 4000 --judge none --set train.workers=4
        --set "train.precision=$PREC" --set train.log_every=10 --device "$DEVICE")
   timeout $(( DEADLINE_S - $(el) - 5 )) $PY -m torch.distributed.run --standalone --nproc-per-node 2 \
-    -m glyphsr.pipelines.sr_train --out "$W/runs/ddp2" --batch "${DDP_BATCH:-128}" "${ddp[@]}" "${EXTRA[@]}" \
-    > "$R/train_ddp2.log" 2>&1 &
+    -m glyphsr.pipelines.sr_train --out "$W/runs/ddp2" --overwrite --batch "${DDP_BATCH:-128}" "${ddp[@]}" \
+    "${EXTRA[@]}" > "$R/train_ddp2.log" 2>&1 &
   D2=$!
-  timeout $(( DEADLINE_S - $(el) - 5 )) $PY -m glyphsr.pipelines.sr_train --out "$W/runs/ddp1" \
+  timeout $(( DEADLINE_S - $(el) - 5 )) $PY -m glyphsr.pipelines.sr_train --out "$W/runs/ddp1" --overwrite \
     --batch $(( 2 * ${DDP_BATCH:-128} )) "${ddp[@]}" "${EXTRA[@]}" > "$R/train_ddp1.log" 2>&1
   wait $D2
   for name in ddp1 ddp2; do
@@ -199,5 +241,6 @@ if [ -z "${SKIP_DDP:-}" ] && [ $(( DEADLINE_S - $(el) )) -gt 40 ]; then
   log "torchrun check done"
 else
   log "no time left for the torchrun check"
+fi
 fi
 log "end"

@@ -199,3 +199,30 @@ def test_upsampler_starts_checkerboard_free() -> None:
     assert y.std() > 0.1  # not a constant map
     with pytest.raises(ValueError, match="divisible"):
         icnr_(torch.nn.Conv2d(4, 6, 3), 2)
+
+
+def test_gru_precision_under_autocast(monkeypatch) -> None:
+    """The SR blocks' GRUs run in float32 under autocast on the devices of the default set (the CPU's) or of
+    GLYPHSR_FP32_GRU; ``none`` leaves them to autocast (bfloat16); a bad value is refused by name."""
+    from glyphsr.sr.modeling.sr_branch import run_gru
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(16, 8, bidirectional=True, batch_first=True)
+    x = torch.randn(4, 12, 16)
+    with torch.no_grad():
+        ref = gru(x)[0]
+
+        def under_autocast() -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return run_gru(gru, x)
+
+        monkeypatch.delenv("GLYPHSR_FP32_GRU", raising=False)
+        assert torch.equal(under_autocast(), ref)
+        monkeypatch.setenv("GLYPHSR_FP32_GRU", "cpu,cuda")
+        assert torch.equal(under_autocast(), ref)
+        monkeypatch.setenv("GLYPHSR_FP32_GRU", "none")
+        low = under_autocast()
+        assert 1e-4 < (low.float() - ref).abs().max() < 0.1  # bfloat16 arithmetic
+        monkeypatch.setenv("GLYPHSR_FP32_GRU", "gpu")
+        with pytest.raises(ValueError, match="GLYPHSR_FP32_GRU='gpu'"):
+            under_autocast()

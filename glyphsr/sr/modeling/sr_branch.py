@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,15 +22,32 @@ from torch import nn
 #: Device types whose GRUs run in float32 under autocast. The CPU's: under bfloat16 autocast its GRU is slower
 #: (an SR block's, 1,024 rows of 64 steps: 69 against 59 ms in float32; the GPM's, 32 rows of 16 steps of 1,024
 #: features: 50 against 15 ms, most of it copying the input weights once per step for a batched product; 2 threads).
-#: CUDA's are not measured yet: ``bench_train --gru-fp32``.
+#: CUDA's are not measured yet: ``bench_train --gru-fp32``. The environment variable ``GLYPHSR_FP32_GRU`` replaces
+#: the set for a process and its children: device types separated by commas (``cpu,cuda``), or ``none``.
 FLOAT32_GRU_DEVICES = {"cpu"}
+FP32_GRU_ENV = "GLYPHSR_FP32_GRU"
+
+
+def float32_gru_devices() -> set[str]:
+    """The device types whose GRUs run in float32 under autocast: ``GLYPHSR_FP32_GRU`` when set, else
+    ``FLOAT32_GRU_DEVICES``."""
+    env = os.environ.get(FP32_GRU_ENV)
+    if env is None:
+        return FLOAT32_GRU_DEVICES
+    kinds = {k.strip() for k in env.split(",") if k.strip()}
+    if kinds == {"none"}:
+        return set()
+    unknown = kinds - {"cpu", "cuda", "mps", "xpu"}
+    if unknown:
+        raise ValueError(f"{FP32_GRU_ENV}={env!r}: expected device types separated by commas (cpu,cuda) or none")
+    return kinds
 
 
 def run_gru(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
-    """``gru(seq)``'s output sequence, in float32 under autocast on the devices of ``FLOAT32_GRU_DEVICES``."""
+    """``gru(seq)``'s output sequence, in float32 under autocast on the devices of ``float32_gru_devices()``."""
     gru.flatten_parameters()
     kind = seq.device.type
-    if kind in FLOAT32_GRU_DEVICES and torch.is_autocast_enabled(kind):
+    if torch.is_autocast_enabled(kind) and kind in float32_gru_devices():
         with torch.autocast(kind, enabled=False):
             out, _ = gru(seq.float())
         return out.to(seq.dtype)
