@@ -7,10 +7,11 @@ A checkpoint is a folder::
     ema.safetensors      the EMA weights, when the run kept an average
     state.pt             resume state (optimizer, step, epoch, random state, best metric, configuration)
 
-Weights may be split over several files whose names start with the same stem (``model.safetensors``,
-``model-tpg.safetensors``): each holds part of the tensors and the same metadata; shipped weights are split so no
-file passes 16 MiB. Folders are written under a temporary name and swapped in, so a crash leaves the previous
-checkpoint readable.
+Weights may be split over several files (``model.safetensors`` and the parts in :data:`PARTS`, e.g.
+``model-tpg.safetensors``): each holds its own tensors and the same metadata; shipped weights are split so no file
+passes 16 MiB. Only these names are read: a stray ``model-old.safetensors`` beside them is not a part, and a tensor
+found in two files is refused rather than one copy silently winning. Folders are written under a temporary name and
+swapped in, so a crash leaves the previous checkpoint readable.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from glyphsr.sr.modeling import GlyphSRNet, SRConfig, build_model
 
 META_KEY = "glyphsr"
 FORMAT = 1
+# The parts weights may be split into, {key prefix: file suffix}: ``stem-suffix.safetensors`` holds the tensors under
+# the prefix. One table for the writer and the reader, so the reader never has to guess from file names.
+PARTS = {"tpg.": "tpg"}
 
 
 class CheckpointError(Exception):
@@ -48,9 +52,13 @@ def _tensors(state: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[
 def save_weights(folder: Path, stem: str, state: dict[str, torch.Tensor], meta: dict,
                  split: dict[str, str] | None = None, dtype: torch.dtype | None = None) -> list[Path]:
     """Write ``state`` as ``folder/stem.safetensors``; ``split`` {key prefix: suffix} moves the tensors under a
-    prefix to ``stem-suffix.safetensors``. ``dtype`` casts floating tensors (e.g. float16 for shipping)."""
+    prefix to ``stem-suffix.safetensors`` (only the parts in :data:`PARTS`, the ones readers take). ``dtype`` casts
+    floating tensors (e.g. float16 for shipping)."""
     from safetensors.torch import save_file
 
+    unknown = {k: v for k, v in (split or {}).items() if PARTS.get(k) != v}
+    if unknown:
+        raise ValueError(f"split {unknown}: readers take only the parts {PARTS}; add a new part to PARTS first")
     tensors = _tensors(state, dtype)
     parts: dict[str, dict[str, torch.Tensor]] = {stem: {}}
     for k, v in tensors.items():
@@ -91,10 +99,13 @@ def write_checkpoint(path: str | os.PathLike, model_state: dict, meta: dict, ema
 
 
 def _weight_files(path: Path, stem: str) -> list[Path]:
+    """``stem.safetensors`` and its parts (:data:`PARTS`) in a folder; nothing without ``stem.safetensors``."""
     if path.is_file():
         return [path]
-    files = sorted(path.glob(f"{stem}.safetensors")) + sorted(path.glob(f"{stem}-*.safetensors"))
-    return files
+    main = path / f"{stem}.safetensors"
+    if not main.is_file():
+        return []
+    return [main] + [f for suffix in PARTS.values() if (f := path / f"{stem}-{suffix}.safetensors").is_file()]
 
 
 def read_weights(path: str | os.PathLike, stem: str = "model") -> tuple[dict[str, torch.Tensor], dict]:
@@ -108,21 +119,35 @@ def read_weights(path: str | os.PathLike, stem: str = "model") -> tuple[dict[str
     if not files:
         raise CheckpointError(f"{p}: no {stem}.safetensors in this folder (is it a glyphsr checkpoint?)")
     state: dict[str, torch.Tensor] = {}
+    origin: dict[str, Path] = {}  # key -> the file that holds it
     meta: dict | None = None
     for f in files:
         try:
             with safe_open(str(f), framework="pt") as h:
                 m = (h.metadata() or {}).get(META_KEY)
-                for k in h.keys():
+                keys = list(h.keys())
+                twice = sorted(k for k in keys if k in origin)
+                if twice:
+                    others = sorted({origin[k].name for k in twice})
+                    raise CheckpointError(
+                        f"{p}: {f.name} holds {len(twice)} tensors that {' and '.join(others)} holds too "
+                        f"({', '.join(twice[:3])}{', ...' if len(twice) > 3 else ''}); each tensor belongs in one "
+                        f"file: move the one that is a stray copy out of the folder")
+                for k in keys:
                     state[k] = h.get_tensor(k)
+                    origin[k] = f
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"{f}: not a readable safetensors file ({exc})") from None
         if m is None:
             raise CheckpointError(f"{f}: no glyphsr metadata (not written by sr-train)")
         try:
-            meta = json.loads(m)
+            m = json.loads(m)
         except json.JSONDecodeError:
             raise CheckpointError(f"{f}: corrupt glyphsr metadata") from None
+        if meta is not None and m != meta:
+            raise CheckpointError(f"{p}: {files[0].name} and {f.name} carry different metadata (parts of two "
+                                  "different exports?); export the checkpoint again")
+        meta = m
     return state, meta
 
 

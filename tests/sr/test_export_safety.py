@@ -1,0 +1,157 @@
+"""sr-export never destroys what it replaces or exports into the checkpoint it reads; the checkpoint reader takes
+only the files the format names and refuses a tensor held twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
+
+from glyphsr.pipelines import sr_export
+from glyphsr.sr.checkpoint import CheckpointError, has_ema, load_model, read_weights, save_weights, write_checkpoint
+from glyphsr.sr.modeling import SRConfig, build_model
+from glyphsr.sr.train.config import RunConfig
+
+TINY = {"c_sr": 8, "c_tp": 8, "n_blocks": 2, "n_gly": 1, "tpg_pretrained": False}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny training checkpoint (weights, EMA, resume state): about 22 MiB of fp32 weights besides the TPG's
+    14 MiB, 11 and 7 MiB in fp16."""
+    torch.manual_seed(0)
+    cfg = SRConfig(**TINY)
+    state = build_model(cfg).state_dict()
+    meta = {"config": RunConfig(model=cfg).to_dict(), "step": 3}
+    return write_checkpoint(tmp_path_factory.mktemp("run") / "best", state, meta, ema_state=state,
+                            resume={"step": 3})
+
+
+def cli(*args: str | Path):
+    return CliRunner().invoke(sr_export.main, [str(a) for a in args], catch_exceptions=False)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_refused_export_leaves_the_earlier_one(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert cli(checkpoint, out).exit_code == 0
+    (out / "README.md").write_text("model card")
+    before = digest(out)
+    res = cli(checkpoint, out, "--dtype", "fp32", "--overwrite")  # model.safetensors would be 22 MiB
+    assert res.exit_code == 2 and "model.safetensors" in res.output and "--max-mb 16" in res.output, res.output
+    assert digest(out) == before and leftovers(tmp_path) == []
+    load_model(out)
+    # a new folder: nothing is created
+    res = cli(checkpoint, tmp_path / "new", "--max-mb", "1")
+    assert res.exit_code == 2 and "raise --max-mb" in res.output, res.output
+    assert not (tmp_path / "new").exists() and leftovers(tmp_path) == []
+
+
+def test_overwrite_replaces_the_export_and_keeps_other_files(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert cli(checkpoint, out).exit_code == 0
+    (out / "README.md").write_text("model card")
+    shutil.copy(out / "model.safetensors", out / "model-old.safetensors")
+    res = cli(checkpoint, out, "--dtype", "bf16")
+    assert res.exit_code == 2 and "already holds an export" in res.output and "--overwrite" in res.output, res.output
+    res = cli(checkpoint, out, "--dtype", "bf16", "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "model-tpg.safetensors", "model.safetensors"]
+    assert (out / "README.md").read_text() == "model card" and leftovers(tmp_path) == []
+    state, meta = read_weights(out)
+    assert meta["dtype"] == "bf16" and all(v.dtype == torch.bfloat16 for v in state.values() if v.is_floating_point())
+    load_model(out)
+
+
+def test_out_that_would_be_damaged_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+    before = digest(checkpoint)
+    link = tmp_path / "link"
+    link.symlink_to(checkpoint)
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (checkpoint, "the checkpoint's own folder"),
+        (link, "the checkpoint's own folder"),
+        (checkpoint / "export", "inside the checkpoint's own folder"),
+        (checkpoint.parent, "holds the checkpoint"),
+        (tmp_path / "file", "is a file"),
+    ]
+    for out, words in cases:
+        for extra in ([], ["--overwrite"]):
+            res = cli(checkpoint, out, *extra)
+            assert res.exit_code == 2 and words in res.output, (out, res.output)
+    assert digest(checkpoint) == before and not (checkpoint / "export").exists()
+    assert (tmp_path / "file").read_text() == "x"
+    # another run's training checkpoint is not an export, --overwrite or not
+    other = write_checkpoint(tmp_path / "other", *read_weights(checkpoint), resume={"step": 1})
+    res = cli(checkpoint, other, "--overwrite")
+    assert res.exit_code == 2 and "training checkpoint" in res.output, res.output
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "nan", "inf"])
+def test_max_mb_must_be_a_size(checkpoint: Path, tmp_path: Path, value: str) -> None:
+    res = cli(checkpoint, tmp_path / "out", "--max-mb", value)
+    assert res.exit_code == 2 and "--max-mb" in res.output, res.output
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="max_mb"):
+        sr_export.export(checkpoint, tmp_path / "out", max_mb=float(value))
+
+
+def test_weights_that_do_not_fit_their_configuration_are_refused(checkpoint: Path, tmp_path: Path) -> None:
+    other = build_model(SRConfig(**{**TINY, "n_blocks": 3})).state_dict()
+    bad = write_checkpoint(tmp_path / "bad", other, read_weights(checkpoint)[1])
+    res = cli(bad, tmp_path / "out")
+    assert res.exit_code == 2 and "does not fit" in res.output and "unexpected" in res.output, res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_reader_takes_only_the_parts_the_format_names(checkpoint: Path, tmp_path: Path) -> None:
+    ck = tmp_path / "ck"
+    shutil.copytree(checkpoint, ck)
+    state, meta = read_weights(ck)
+    # a stray backup beside the weights, with other values: not a part, never read
+    stray = {k: torch.zeros_like(v) for k, v in load_file(ck / "model.safetensors").items()}
+    save_file(stray, ck / "model-old.safetensors", metadata={"glyphsr": json.dumps({"format": 1, **meta})})
+    shutil.copy(ck / "model-old.safetensors", ck / "ema-old.safetensors")
+    for stem in ("model", "ema"):
+        got, _ = read_weights(ck, stem)
+        assert all(torch.equal(got[k], v) for k, v in state.items())
+    load_model(ck)
+    # a defined part holding tensors the main file holds too: refused, naming the folder and both files
+    for stem in ("model", "ema"):
+        shutil.copy(ck / f"{stem}.safetensors", ck / f"{stem}-tpg.safetensors")
+        with pytest.raises(CheckpointError, match=rf"{ck}: {stem}-tpg.safetensors holds \d+ tensors that "
+                                                  rf"{stem}.safetensors holds too"):
+            read_weights(ck, stem)
+    res = cli(ck, tmp_path / "out")
+    assert res.exit_code == 2 and "model-tpg.safetensors" in res.output, res.output
+
+
+def test_reader_refuses_parts_of_different_exports_and_parts_alone(checkpoint: Path, tmp_path: Path) -> None:
+    state, meta = read_weights(checkpoint)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    save_weights(a, "model", state, {**meta, "step": 1}, split={"tpg.": "tpg"})
+    save_weights(b, "model", state, {**meta, "step": 2}, split={"tpg.": "tpg"})
+    shutil.copy(b / "model-tpg.safetensors", a / "model-tpg.safetensors")
+    with pytest.raises(CheckpointError, match="different metadata"):
+        read_weights(a)
+    (b / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        read_weights(b)
+    assert not has_ema(a)
+    with pytest.raises(ValueError, match="PARTS"):
+        save_weights(tmp_path, "model", state, meta, split={"tpg.": "old"})
