@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from glyphsr.data.textzoom import HR_SIZE, LR_SIZE, TextZoomError, TextZoomLMDB, textzoom_resize
+from glyphsr.data.textzoom import HR_SIZE, LR_SIZE, NotTextZoomError, TextZoomError, TextZoomLMDB, textzoom_resize
 
 CHUNK = 512
 
@@ -51,6 +51,8 @@ def _decode_chunk(args: tuple[str, int, int]) -> tuple[int, np.ndarray, np.ndarr
         for j in range(n):
             try:
                 rec = ds.read_raw(start + j + 1)
+            except NotTextZoomError:
+                raise  # the LMDB itself is damaged: not one bad record, and the rest cannot be trusted
             except TextZoomError as exc:
                 labels.append("")
                 bad[start + j] = exc.reason
@@ -63,7 +65,7 @@ def _decode_chunk(args: tuple[str, int, int]) -> tuple[int, np.ndarray, np.ndarr
 
 def decode_lmdb(path: str | os.PathLike, limit: int | None = None, workers: int | None = None) -> DecodedSet:
     """Every record (or the first ``limit``) of a TextZoom LMDB, decoded. Raises NotTextZoomError for a path that
-    is no TextZoom LMDB; bad records are listed in ``bad``, not raised."""
+    is no TextZoom LMDB or a damaged one (truncated, corrupted); bad records are listed in ``bad``, not raised."""
     path = str(path)
     with TextZoomLMDB(path) as ds:
         n = len(ds)

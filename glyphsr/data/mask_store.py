@@ -219,6 +219,40 @@ def write_shard(root, start: int, hr: np.ndarray, char: np.ndarray, line: np.nda
 
 
 # -- reading -----------------------------------------------------------------------------------------------------
+def _damaged(path: Path, what: str, overwrite: bool = True) -> StoreError:
+    """``overwrite``: whether gem-extract's --overwrite replaces the store (it needs the root metadata readable)."""
+    where = "another --out, or --overwrite" if overwrite else "another --out"
+    return StoreError(f"{path} is damaged: {what}; run gem-extract again into a new store ({where})")
+
+
+def _check_arrays(path: Path, root) -> None:
+    """Raise StoreError naming the first array that is missing, whose metadata cannot be read, or whose sample
+    count disagrees with ``status``'s: a partial copy or a hand-edited store, found before any read fails."""
+    import zarr
+    from zarr.errors import BaseZarrError
+
+    meta = root.attrs[NAMESPACE]
+    shard_size = meta.get("shard_size") if isinstance(meta, dict) else None
+    if not isinstance(shard_size, int) or shard_size < 1:
+        raise _damaged(path, f"the '{NAMESPACE}' attributes have no valid shard_size ({shard_size!r})")
+    n = None
+    for name in ("status", *(k for k in _arrays(0, 1, 1) if k != "status"), "done"):
+        try:
+            arr = root[name]
+        except KeyError:
+            raise _damaged(path, f"array '{name}' is missing") from None
+        except (OSError, ValueError, TypeError, BaseZarrError) as exc:  # JSONDecodeError is a ValueError
+            raise _damaged(path, f"{name}/zarr.json cannot be read ({type(exc).__name__}: {exc})") from None
+        if not isinstance(arr, zarr.Array) or arr.ndim < 1:
+            raise _damaged(path, f"'{name}' is not an array of samples")
+        if n is None:
+            n = arr.shape[0]
+        want = n_shards(n, shard_size) if name == "done" else n
+        if arr.shape[0] != want:
+            raise _damaged(path, f"array '{name}' has {arr.shape[0]:,} rows, expected {want:,} "
+                                 f"({n:,} samples in 'status', shards of {shard_size})")
+
+
 @dataclass
 class MaskStore:
     """Read a mask store (what ``sr-train`` uses): ``MaskStore.open(path)``; arrays are zarr arrays."""
@@ -228,17 +262,26 @@ class MaskStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike, mode: str = "r") -> MaskStore:
+        """Open the store at ``path``. Raises StoreError when it is missing, not a mask store, of another schema, or
+        damaged (an array missing, its metadata unreadable, or its length not the store's)."""
         import zarr
 
         p = Path(path)
         if not p.exists():
             raise StoreError(f"{p}: no such mask store")
         if not is_mask_store(p):
+            if (p / "zarr.json").is_file():
+                try:
+                    json.loads((p / "zarr.json").read_bytes())
+                except (OSError, ValueError) as exc:
+                    raise _damaged(p, f"zarr.json cannot be read ({type(exc).__name__}: {exc})",
+                                   overwrite=False) from None
             raise StoreError(f"{p} is not a glyphsr mask store (no Zarr group with '{NAMESPACE}' attributes)")
         root = zarr.open_group(p, mode=mode)
         version = root.attrs[NAMESPACE].get("schema_version")
         if version != SCHEMA_VERSION:
             raise StoreError(f"{p}: mask store schema {version}, this code reads {SCHEMA_VERSION}")
+        _check_arrays(p, root)
         return cls(p, root)
 
     @property

@@ -60,7 +60,8 @@ class TextZoomError(Exception):
 
 
 class NotTextZoomError(TextZoomError):
-    """The path is missing, not an LMDB, or an LMDB without a valid ``num-samples``."""
+    """The path is missing, not an LMDB, an LMDB without a valid ``num-samples``, or a damaged LMDB (a truncated
+    copy, corrupted pages): nothing in it can be trusted, so no record is reported bad on its own."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,9 @@ class TextZoomLMDB:
 
     ``len(ds)`` is ``num-samples``; ``ds[i]`` (0-based) is LMDB record i+1 read by the TextZoom protocol;
     ``ds.read_raw(index)`` (1-based) returns native-size images. A bad record raises :class:`TextZoomError`
-    naming the path, the index and the reason; ``ds.check(index)`` returns that reason or None.
+    naming the path, the index and the reason; ``ds.check(index)`` returns that reason or None. A fault of the
+    whole LMDB raises :class:`NotTextZoomError`: on opening (not an LMDB, ``data.mdb`` truncated) or on reading
+    (corrupted pages, ``num-samples`` far above the keys present).
     """
 
     def __init__(
@@ -224,6 +227,7 @@ class TextZoomLMDB:
         self._env_obj: lmdb.Environment | None = None
         self._pid: int | None = None
         self._num = self._read_num_samples()
+        self._missing = self._hollow()  # raised by read_raw, so len() and fingerprint() still answer
         self.close()  # reopened lazily in whichever process reads
 
     # -- environment --------------------------------------------------------------------------------
@@ -250,8 +254,32 @@ class TextZoomLMDB:
             )
         except lmdb.Error as exc:
             raise NotTextZoomError(self.path, f"cannot open as LMDB: {exc}") from None
+        try:
+            self._check_size(env, p / "data.mdb" if subdir else p)
+        except NotTextZoomError:
+            env.close()
+            raise
         _SHARED_ENVS[real] = [env, 1, os.getpid()]
         return env
+
+    def _check_size(self, env: lmdb.Environment, data_file: Path) -> None:
+        """Refuse a data file shorter than the pages its meta page says are in use: lmdb maps the file, and reading
+        a page past its end kills the process with SIGBUS (a partial copy). ``info`` and ``stat`` read only the two
+        meta pages at the file's start, which ``lmdb.open`` has already read whole."""
+        try:
+            needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+        except lmdb.Error as exc:
+            raise self._damaged(exc) from None
+        size = os.path.getsize(data_file)
+        if size < needed:
+            raise NotTextZoomError(self.path, f"{data_file.name} is truncated ({size:,} of {needed:,} bytes): a "
+                                              "partial copy? Copy the LMDB again")
+
+    def _damaged(self, exc: lmdb.Error) -> NotTextZoomError:
+        """The error for an lmdb failure while reading: the file, not one record, is bad."""
+        name = "data.mdb" if Path(self.path).is_dir() else Path(self.path).name
+        return NotTextZoomError(self.path, f"{name} is damaged ({type(exc).__name__}: {exc}); copy the LMDB again "
+                                           "or write it anew")
 
     def _env(self) -> lmdb.Environment:
         if self._env_obj is None or self._pid != os.getpid():
@@ -295,18 +323,24 @@ class TextZoomLMDB:
         label is missing or not UTF-8 (``read_raw`` says why)."""
         n = self._num if limit is None else min(limit, self._num)
         out = []
-        with self._env().begin(write=False, buffers=False) as txn:
-            for i in range(1, n + 1):
-                raw = txn.get(key("label", i))
-                try:
-                    out.append(raw.decode("utf-8") if raw is not None else "")
-                except UnicodeDecodeError:
-                    out.append("")
+        try:
+            with self._env().begin(write=False, buffers=False) as txn:
+                for i in range(1, n + 1):
+                    raw = txn.get(key("label", i))
+                    try:
+                        out.append(raw.decode("utf-8") if raw is not None else "")
+                    except UnicodeDecodeError:
+                        out.append("")
+        except lmdb.Error as exc:
+            raise self._damaged(exc) from None
         return out
 
     def _get(self, k: bytes) -> bytes | None:
-        with self._env().begin(write=False, buffers=False) as txn:
-            return txn.get(k)
+        try:
+            with self._env().begin(write=False, buffers=False) as txn:
+                return txn.get(k)
+        except lmdb.Error as exc:
+            raise self._damaged(exc) from None
 
     def _read_num_samples(self) -> int:
         raw = self._get(KEY_NUM)
@@ -320,6 +354,18 @@ class TextZoomLMDB:
             raise NotTextZoomError(self.path, f"'num-samples' is negative: {n}")
         return n
 
+    def _hollow(self) -> str | None:
+        """Why reading records is pointless, or None: ``num-samples`` claims more records than the LMDB has keys
+        (a record has 3), so most are missing, which is one fault to report, not one per record."""
+        try:
+            others = self._env().stat()["entries"] - 1  # keys besides num-samples
+        except lmdb.Error as exc:
+            raise self._damaged(exc) from None
+        if self._num <= others:
+            return None
+        return (f"'num-samples' is {self._num:,} but the LMDB holds only {others:,} other keys (a record has 3: "
+                "image_hr, image_lr, label): most records are missing; write or copy the LMDB again")
+
     # -- reading ------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return self._num
@@ -329,13 +375,19 @@ class TextZoomLMDB:
             raise IndexError(f"{self.path}: index {index} out of range 1..{self._num} (indices are 1-based)")
 
     def read_raw(self, index: int) -> RawRecord:
-        """Record ``index`` (1-based) at native size. Raises TextZoomError for a bad record."""
+        """Record ``index`` (1-based) at native size. Raises TextZoomError for a bad record, NotTextZoomError
+        (its subclass) when the LMDB itself is damaged."""
         self._check_index(index)
-        with self._env().begin(write=False, buffers=False) as txn:
-            hr_b = txn.get(key("image_hr", index))
-            lr_b = txn.get(key("image_lr", index))
-            lab_b = txn.get(key("label", index))
-            gly_b = txn.get(key("glyph_hr", index))
+        if self._missing is not None:
+            raise NotTextZoomError(self.path, self._missing)
+        try:
+            with self._env().begin(write=False, buffers=False) as txn:
+                hr_b = txn.get(key("image_hr", index))
+                lr_b = txn.get(key("image_lr", index))
+                lab_b = txn.get(key("label", index))
+                gly_b = txn.get(key("glyph_hr", index))
+        except lmdb.Error as exc:
+            raise self._damaged(exc) from None
         try:
             label = _decode_label(lab_b, key("label", index).decode())
             hr, hr_fmt = _decode_image(hr_b, key("image_hr", index).decode())
@@ -368,9 +420,12 @@ class TextZoomLMDB:
             yield self.sample(i)
 
     def inspect(self, index: int) -> RecordInfo:
-        """What ``textzoom-info`` reports of record ``index`` (1-based): sizes, formats, or the reason it is bad."""
+        """What ``textzoom-info`` reports of record ``index`` (1-based): sizes, formats, or the reason it is bad.
+        Raises NotTextZoomError when the LMDB itself is damaged."""
         try:
             rec = self.read_raw(index)
+        except NotTextZoomError:
+            raise
         except TextZoomError as exc:
             return RecordInfo(index, reason=exc.reason)
         return RecordInfo(index, label_len=len(str_filt(rec.label, "all")), hr_size=rec.hr.size,
@@ -378,9 +433,12 @@ class TextZoomLMDB:
                           has_glyph=rec.glyph is not None)
 
     def check(self, index: int) -> str | None:
-        """The reason record ``index`` (1-based) is bad, or None when it reads."""
+        """The reason record ``index`` (1-based) is bad, or None when it reads. Raises NotTextZoomError when the
+        LMDB itself is damaged."""
         try:
             self.read_raw(index)
+        except NotTextZoomError:
+            raise
         except TextZoomError as exc:
             return exc.reason
         return None
@@ -388,12 +446,15 @@ class TextZoomLMDB:
     def fingerprint(self) -> str:
         """A blake2b digest of every key and value: equal digests mean equal contents."""
         h = hashlib.blake2b(digest_size=16)
-        with self._env().begin(write=False, buffers=True) as txn:
-            for k, v in txn.cursor():
-                h.update(len(k).to_bytes(4, "little"))
-                h.update(k)
-                h.update(len(v).to_bytes(8, "little"))
-                h.update(v)
+        try:
+            with self._env().begin(write=False, buffers=True) as txn:
+                for k, v in txn.cursor():
+                    h.update(len(k).to_bytes(4, "little"))
+                    h.update(k)
+                    h.update(len(v).to_bytes(8, "little"))
+                    h.update(v)
+        except lmdb.Error as exc:
+            raise self._damaged(exc) from None
         return h.hexdigest()
 
 

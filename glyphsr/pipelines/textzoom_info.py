@@ -1,6 +1,7 @@
 """``textzoom-info PATH``: inspect and validate a TextZoom-format LMDB.
 
-Exit status: 0 when every record reads, 1 when some are bad, 2 when PATH is not a TextZoom LMDB.
+Exit status: 0 when every record reads, 1 when some are bad, 2 when PATH is not a TextZoom LMDB or the LMDB itself
+is damaged (a truncated copy, corrupted pages).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections import Counter
 
 import click
 import numpy as np
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -88,20 +90,21 @@ def main(path: str, as_json: bool) -> None:
     """Inspect and validate the TextZoom-format LMDB at PATH: sample count, label lengths, native image sizes,
     and every bad record with its index and reason.
 
-    Exit status: 0 all records good, 1 some records bad, 2 PATH is not a TextZoom LMDB."""
+    Exit status: 0 all records good, 1 some records bad, 2 PATH is not a TextZoom LMDB or is damaged (truncated,
+    corrupted)."""
+    infos = []
     try:
         ds = TextZoomLMDB(path)
+        with Progress(console=console, transient=True, disable=as_json or len(ds) < 2000) as bar:
+            task = bar.add_task("reading", total=len(ds))
+            for i in range(1, len(ds) + 1):
+                infos.append(ds.inspect(i))  # raises NotTextZoomError when the file, not a record, is bad
+                if i % 256 == 0:
+                    bar.update(task, completed=i)
     except NotTextZoomError as exc:
         if as_json:
             click.echo(json.dumps({"path": path, "error": exc.reason}))
-        raise BadInput(str(exc)) from None
-    infos = []
-    with Progress(console=console, transient=True, disable=as_json or len(ds) < 2000) as bar:
-        task = bar.add_task("reading", total=len(ds))
-        for i in range(1, len(ds) + 1):
-            infos.append(ds.inspect(i))
-            if i % 256 == 0:
-                bar.update(task, completed=i)
+        raise BadInput(escape(str(exc))) from None
     s = summarize(path, infos, len(ds))
     if as_json:
         click.echo(json.dumps(s, indent=2))

@@ -50,7 +50,7 @@ def glyph_colormap(n: int = 15) -> dict:
 def store_layers(path: str | Path) -> list[tuple[str, Any, dict]]:
     """What :func:`open_store` adds: (napari layer kind, data, keyword arguments), bottom to top. The data are dask
     arrays over the store: hr (N, 32, 128, 3), line and glyphs (N, 32, 128). Raises StoreError for a path that is
-    not a mask store."""
+    not a mask store or a damaged one."""
     import dask.array as da
 
     from glyphsr.data.mask_store import MaskStore
@@ -104,8 +104,8 @@ def main(store: str, sample: int, screenshot: str | None, zoom: float | None) ->
 
     try:
         n = len(MaskStore.open(store))
-    except StoreError as exc:
-        fail(str(exc))
+    except StoreError as exc:  # missing, not a mask store, or damaged (an array missing or unreadable)
+        fail(escape(str(exc)))
     if sample >= n:
         fail(f"--sample {sample}: the store has {n} samples (0..{n - 1})")
     try:
