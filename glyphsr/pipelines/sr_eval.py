@@ -9,8 +9,10 @@ weighted by TextZoom's tier sizes, PSNR and SSIM, for bicubic, the model (and it
 Without ``--checkpoint`` (and without ``--sr-dir``) the weights shipped with glyphsr are used. Bicubic and HR rows
 depend only on the data and the judge and are cached (keyed by the LMDB's fingerprint and the judge) under
 $GLYPHSR_CACHE (default ~/.cache/glyphsr). SR images are judged and measured as 8-bit images (what ``--save-sr``
-writes), so ``--sr-dir`` on saved images gives the model row's figures. ``--json`` also records the seconds spent per
-stage. Exit status: 0, 1 when some records were bad (listed, and left out of every row alike), 2 for bad input.
+writes), so ``--sr-dir`` on saved images gives the model row's figures; ``--save-sr`` with ``--sr-dir`` is refused
+(there are no SR images of ours to save). ``--json`` also records the seconds spent per stage. The paths ``--json`` and
+``--save-sr`` write to, ``--device`` and the ``--recognizer`` specs are checked before any work. Exit status: 0, 1
+when some records were bad (listed, and left out of every row alike), 2 for bad input.
 """
 
 from __future__ import annotations
@@ -102,8 +104,11 @@ def markdown(results: dict, sets: list[str], rows: list[tuple[str, str]], judges
 @click.option("--recognizer", "recognizers", multiple=True, default=("rapidocr",), show_default=True,
               help="NAME[:WEIGHTS], comma-separated or repeated: rapidocr, easyocr, crnn:crnn.pth, "
                    "aster:demo.pth.tar, moran:demo.pth.")
-@click.option("--json", "json_out", default=None, type=click.Path(), help="Write every figure as JSON here.")
-@click.option("--save-sr", default=None, type=click.Path(), help="Write the model's SR images as PNGs here.")
+@click.option("--json", "json_out", default=None, type=click.Path(),
+              help="Write every figure as JSON to this file (its folder is made when missing).")
+@click.option("--save-sr", default=None, type=click.Path(),
+              help="Write the model's SR images as PNGs into this folder (SET/INDEX.png; INDEX.png for one set). Not "
+                   "with --sr-dir: there are no SR images of ours to save.")
 @click.option("--sr-dir", default=None, type=click.Path(), help="Judge SR images made elsewhere (PNG per record).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is one).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
@@ -120,6 +125,30 @@ def markdown(results: dict, sets: list[str], rows: list[tuple[str, str]], judges
 def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, precision, batch, limit, ema,
          legacy_metrics, no_cache) -> None:
     """Judge a model (or SR images) on TextZoom-format test sets: accuracy per judge, PSNR, SSIM."""
+    from glyphsr.pipelines.sr_infer import InputError, check_output_path
+    from glyphsr.sr.runtime import resolve_device
+
+    # -- what can be refused without torch: paths, option combinations, recognizer specs ---------------------------
+    for option, value in [("--json", json_out), ("--save-sr", save_sr), ("--sr-dir", sr_dir)] + \
+            [("--lmdb", x) for x in lmdbs]:
+        if value == "":  # Path("") is the current folder: never what an empty argument meant
+            fail(f"{option} is an empty string: give a path")
+    if sr_dir is not None and save_sr is not None:
+        fail(f"--save-sr {save_sr} with --sr-dir {sr_dir}: --sr-dir judges images made elsewhere, so there are no "
+             "SR images of ours to save; leave out --save-sr")
+    try:
+        if json_out is not None:
+            check_output_path(Path(json_out), "--json", folder=False)
+        if save_sr is not None:
+            check_output_path(Path(save_sr), "--save-sr", folder=True)
+    except InputError as exc:
+        fail(str(exc))
+    if json_out is not None and save_sr is not None and Path(json_out).resolve() == Path(save_sr).resolve():
+        fail(f"--json {json_out} and --save-sr {save_sr} name the same path: give the JSON file another name")
+    specs = [x.strip() for r in recognizers for x in r.split(",") if x.strip()]
+    if not specs:
+        fail(f"--recognizer {','.join(recognizers)!r} names no recognizer: give NAME[:WEIGHTS], e.g. rapidocr")
+
     import torch
     from rich.markup import escape
 
@@ -148,14 +177,14 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, prec
         timings[stage] = round(timings.get(stage, 0.0) + now - since, 2)
         return now
 
-    specs = [x.strip() for r in recognizers for x in r.split(",") if x.strip()]
     try:
         names = [parse_judge_spec(x)[0] for x in specs]
     except ValueError as exc:
         fail(str(exc))
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        fail(f"--device {device}: CUDA is not available here; use --device cpu")
+    try:
+        dev = resolve_device(device)
+    except ValueError as exc:
+        fail(str(exc))
     bf16 = use_bf16(precision, dev)
     # -- the model -------------------------------------------------------------------------------------------------
     models: dict[str, object] = {}
@@ -195,6 +224,12 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, prec
         fail(f"no readable records in {', '.join(empty)}: nothing to judge")
     t = lap("data", t)
     single = len(sets) == 1
+    if save_sr is not None and not single:  # the PNGs go to SAVE_SR/SET/: a file of a set's name is in the way
+        try:
+            for s in sets:
+                check_output_path(Path(save_sr) / s.name, "--save-sr", folder=True)
+        except InputError as exc:
+            fail(str(exc))
     n_bad = sum(len(b) for b in bad.values())
     for name, b in bad.items():
         for idx, reason in sorted(b.items()):

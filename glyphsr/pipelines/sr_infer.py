@@ -9,12 +9,14 @@ extension PIL knows) and glob patterns. Each input gives ``OUT/NAME.png`` (NAME:
 extension; inputs that share a name keep their extension in it: ``a_jpg.png``, ``a_png.png``). ``--mode``: see
 ``glyphsr.sr.infer`` (``fit`` gives 128x32, ``tiles`` twice the input resized to height 16, ``auto`` tiles images
 wider than 8:1). ``--sheet`` draws LR, bicubic and SR one above the other: ``OUT/NAME.sheet.png`` for one input,
-``OUT/sheet-001.png``, ... (12 inputs each) for several; ``--recognize`` adds RapidOCR's readings to the sheets and
-prints them.
+``OUT/sheet-001.png``, ... (12 inputs each) for several; a run where an input's output would take a sheet's name
+(an input ``sheet-001.jpg``) is refused rather than one overwriting the other. ``--recognize`` adds RapidOCR's
+readings to the sheets and prints them. ``--device``: cpu, cuda or cuda:N (:func:`glyphsr.sr.runtime.resolve_device`).
 
 Exit status: 0 every input super-resolved; 1 some inputs could not be read (each is listed with the reason and
 skipped; 0 with ``--skip-bad``); 2 bad arguments or unusable input found before any work (a missing path, a folder
-without images, no usable checkpoint, outputs that already exist without ``--overwrite``); 130 interrupted.
+without images, no usable checkpoint, an unknown or missing device, an OUT that is not a folder, outputs that
+already exist without ``--overwrite``, an output named like a sheet); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from glyphsr.pipelines._cli import console, fail, report
-from glyphsr.sr.runtime import CPU_BATCH
+from glyphsr.sr.runtime import CPU_BATCH, resolve_device
 
 EXIT_SKIPPED = 1
 SHEET_PAGE = 12  # inputs per contact sheet
@@ -71,7 +73,9 @@ def collect_inputs(specs: Sequence[str]) -> tuple[list[Path], int]:
                              "searched)")
         files.extend(images)
 
-    for spec in specs:
+    for k, spec in enumerate(specs, start=1):
+        if not spec:  # Path("") is the current folder: never what an empty argument meant
+            raise InputError(f"input {k} is an empty string: give a file, a folder or a glob pattern")
         p = Path(spec)
         if p.is_dir():
             folder(p, required=True)
@@ -119,6 +123,27 @@ def sheet_names(names: Sequence[str]) -> list[str]:
     return [f"sheet-{k + 1:03d}.png" for k in range((len(names) + SHEET_PAGE - 1) // SHEET_PAGE)]
 
 
+def check_output_path(path: Path, option: str, folder: bool) -> None:
+    """Refuse (:class:`InputError`, naming ``option`` and the path) an output that cannot be written: ``folder``: a
+    folder to fill (made when missing), else a file to write (replaced when it exists). The path itself must be a
+    folder (``folder``) or not one; every existing folder above it a folder, not a file; the nearest existing one
+    writable."""
+    for p in (path, *path.parents):
+        if not p.exists():
+            continue
+        if p == path and folder and not p.is_dir():
+            raise InputError(f"{option} {path}: not a folder (a file of that name exists): choose another path")
+        if p == path and not folder and p.is_dir():
+            raise InputError(f"{option} {path}: a folder, not a file: give a file name, e.g. {path / 'results.json'}")
+        if p != path and not p.is_dir():
+            raise InputError(f"{option} {path} cannot be {'a folder' if folder else 'written'}: {p} is a file, not "
+                             "a folder: choose another path")
+        where = p if p.is_dir() else p.parent
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise InputError(f"{option} {path}: {where} is not writable here: choose another path")
+        return
+
+
 def resolve_checkpoint(spec: str | None) -> Path:
     """A checkpoint folder (or .safetensors file) or the name of shipped weights -> its path. Raises
     FileNotFoundError with what to do."""
@@ -151,13 +176,27 @@ class Plan:
 
 def plan_run(inputs: Sequence[str], out: Path, sheet: bool, overwrite: bool) -> Plan:
     """Inputs and outputs of a run; raises :class:`InputError` for anything that must stop it."""
+    check_output_path(out, "--out", folder=True)
     files, ignored = collect_inputs(inputs)
     names = output_names(files)
     targets = [out / n for n in names]
     sheets = [out / n for n in sheet_names(names)] if sheet else []
+    by_name = {t.name: f for f, t in zip(files, targets)}
+    taken = [s for s in sheets if s.name in by_name]
+    if taken:  # refused rather than renamed: OUT/NAME.png is what a user looks for, and so is sheet-001.png
+        raise InputError(f"{taken[0]} would be both the output of {by_name[taken[0].name]} and a --sheet page: "
+                         "rename that input, give it a separate run, or leave out --sheet")
     own = [f for f, t in zip(files, targets) if t.resolve() == f.resolve()]
     if own:
         raise InputError(f"{own[0]} would be replaced by its own output: choose another --out")
+    read = {f.resolve(): f for f in files}
+    eaten = [s for s in sheets if s.resolve() in read]
+    if eaten:
+        raise InputError(f"{read[eaten[0].resolve()]} would be replaced by the sheet {eaten[0]}: choose another --out")
+    folders = [t for t in targets + sheets if t.is_dir()]
+    if folders:
+        raise InputError(f"{folders[0]}: a folder is in the way of this output (--overwrite replaces files only): "
+                         "move it, or choose another --out")
     existing = [t for t in targets + sheets if t.exists()]
     if existing and not overwrite:
         more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
@@ -282,14 +321,18 @@ def print_report(plan: Plan, res: Result, out: Path, judge) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the super-resolved PNGs.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for the super-resolved PNGs (made when missing).")
 @click.option("--checkpoint", default=None,
               help="A checkpoint folder sr-train wrote (e.g. runs/NAME/checkpoints/best) or the name of shipped "
                    "weights (default: the shipped glyphsr-synth).")
 @click.option("--mode", type=click.Choice(["auto", "fit", "tiles"]), default="auto", show_default=True,
               help="fit: TextZoom's 64x16 -> 128x32; tiles: height 16, overlapping 64-wide windows, output twice "
                    "that; auto: tiles when wider than 8:1.")
-@click.option("--sheet", is_flag=True, help="Also draw LR, bicubic and SR one above the other (PNG).")
+@click.option("--sheet", is_flag=True,
+              help="Also draw LR, bicubic and SR one above the other: OUT/NAME.sheet.png for one input, "
+                   "OUT/sheet-001.png, ... for several. A run where an input's output would take a sheet's name "
+                   "(an input sheet-001.jpg) is refused.")
 @click.option("--recognize", is_flag=True, help="Read LR, bicubic and SR with RapidOCR: printed, and on the sheets.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when there is one).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
@@ -306,24 +349,23 @@ def main(inputs: tuple[str, ...], out: str, checkpoint: str | None, mode: str, s
 
     \b
     Exit status: 0 every input done; 1 some inputs unreadable or empty (listed, skipped; 0 with --skip-bad);
-    2 bad arguments found before any work (missing path, folder without images, no usable checkpoint, outputs
-    that exist without --overwrite); 130 interrupted.
+    2 bad arguments found before any work (missing path, folder without images, no usable checkpoint, unknown
+    device, OUT not a folder, outputs that exist without --overwrite, an output named like a sheet); 130
+    interrupted.
     """
+    if not out:  # Path("") is the current folder
+        fail("--out is an empty string: give the folder for the outputs")
     out_dir = Path(out)
     try:  # everything that can be refused is checked before the model loads
         plan = plan_run(inputs, out_dir, sheet, overwrite)
         ckpt = resolve_checkpoint(checkpoint)
-    except (InputError, FileNotFoundError) as exc:
+        dev = resolve_device(device)
+    except (ValueError, FileNotFoundError) as exc:  # InputError and resolve_device's refusals
         fail(str(exc))
-
-    import torch
 
     from glyphsr.sr.checkpoint import CheckpointError, has_ema, load_model
     from glyphsr.sr.runtime import sr_function, use_bf16
 
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        fail(f"--device {device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
     bf16 = use_bf16(precision, dev)
     batch = batch or DEFAULT_BATCH.get(dev.type, 8)
     use_ema = ema and has_ema(ckpt)

@@ -305,15 +305,14 @@ def _setup_distributed():
 def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs, steps, minutes, batch, limit,
          val_limit, device, judge, judge_threads, init_weights, resume, stop_after, overwrite) -> None:
     """Train GlyphSR (or a Table 2 variant) from a TextZoom LMDB and its mask store."""
-    import torch
-
     from glyphsr.sr.checkpoint import CheckpointError
     from glyphsr.sr.train.config import resolve, save_yaml
     from glyphsr.sr.train.loop import Trainer, TrainingDiverged
 
     dist_device = _setup_distributed()
     rank = int(os.environ.get("RANK", "0"))
-    # -- configuration ---------------------------------------------------------------------------------------------
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    # -- configuration and every input, checked before anything is removed or written ---------------------------
     try:
         if resume:
             if not out:
@@ -325,7 +324,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
                 fail("--resume continues with the run's own configuration (config.yaml in the run folder); "
                      "configuration options cannot be given with it")
             cfg = resolve("paper", run_cfg)
-            saved = json.loads((Path(out) / "run.json").read_text())
+            saved = _read_run_json(Path(out))
             store = store or saved["store"]
             lmdb = lmdb or saved["lmdb"]
             val = val or tuple(saved["val"])
@@ -340,25 +339,21 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
         fail(str(exc))
     if not store:
         fail("--masks is required: the mask store gem-extract made from the training LMDB")
-    if device is None:
-        dev = dist_device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        dev = dist_device or torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            fail(f"--device {device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
+    from glyphsr.sr.runtime import resolve_device
+
+    try:
+        dev = dist_device or resolve_device(device)
+    except ValueError as exc:
+        fail(str(exc))
     name = f"{cfg.model.variant}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out_dir = Path(out) if out else Path("runs") / name
-    if not resume and (out_dir / "checkpoints").exists():
-        if not overwrite:
-            fail(f"{out_dir} already holds a run: --resume to continue it, --overwrite to replace it, or another "
-                 "--out")
-        if rank == 0:
-            import shutil
-
-            for sub in ("checkpoints", "tb"):
-                shutil.rmtree(out_dir / sub, ignore_errors=True)
-            for f in ("metrics.jsonl", "summary.json", "curves.png"):
-                (out_dir / f).unlink(missing_ok=True)
+    _check_out(out_dir)
+    replace = not resume and (out_dir / "checkpoints").exists()
+    if replace and not overwrite:
+        fail(f"{out_dir} already holds a run: --resume to continue it, --overwrite to replace it, or another "
+             "--out")
+    _check_files(cfg)
+    init_path = _check_init(init_weights, cfg.model) if init_weights else None
     # -- data ------------------------------------------------------------------------------------------------------
     t0 = time.perf_counter()
     try:
@@ -367,6 +362,9 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
                                         budget=memory_budget(dev, cfg.train.memory_gb))
     except (StoreError, TextZoomError) as exc:
         fail(str(exc))
+    if info["used"] < cfg.train.batch * world:
+        fail(f"{info['used']} training samples cannot fill one batch of {cfg.train.batch} x {world} process(es): "
+             "lower --batch")
     val_paths = list(val) if val else default_val(info["lmdb"])
     try:
         val_sets = load_val_sets(val_paths, val_limit, cfg.train.workers) if judge != "none" and rank == 0 else []
@@ -383,6 +381,13 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
 
         judge_obj = RapidOCRRecognizer(threads=judge_threads)
     if rank == 0:
+        if replace:  # only now that every input checked out: a typo must not cost a finished run
+            import shutil
+
+            for sub in ("checkpoints", "tb"):
+                shutil.rmtree(out_dir / sub, ignore_errors=True)
+            for f in ("metrics.jsonl", "summary.json", "curves.png"):
+                (out_dir / f).unlink(missing_ok=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         save_yaml(cfg, out_dir / "config.yaml")
         (out_dir / "run.json").write_text(json.dumps({"store": str(Path(store).resolve()), "lmdb": info["lmdb"],
@@ -393,8 +398,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
     with Display(out_dir) if rank == 0 else _Null() as display:
         try:  # the display first: the trainer reports its preparation (the text-focus targets) to it
             trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, resume=resume,
-                              init_weights=_weights_path(init_weights) if init_weights else None,
-                              callback=display if rank == 0 else None)
+                              init_weights=init_path, callback=display if rank == 0 else None)
         except (ValueError, OSError, CheckpointError) as exc:
             fail(str(exc))
         try:
@@ -433,6 +437,90 @@ def _weights_path(name: str) -> str:
     return str(shipped_path(name))
 
 
+def _check_out(out_dir: Path) -> None:
+    """The run folder must be a folder (or be made as one): no file at its path or above it."""
+    for p in (out_dir, *out_dir.parents):
+        if p.exists():
+            if p == out_dir and not p.is_dir():
+                fail(f"--out {out_dir}: a file of that name exists, not a folder: give a folder for the run")
+            if not p.is_dir():
+                fail(f"--out {out_dir}: {p} is a file, so no folder can be made under it: give another --out")
+            return
+
+
+def _read_run_json(out: Path) -> dict:
+    """What the run in ``out`` trained on (its run.json), for --resume; a missing or damaged file is refused."""
+    p = out / "run.json"
+    redo = (f"the run folder is damaged: restore {p}, or start a new run from its weights with --masks ... "
+            f"--init {out / 'checkpoints' / 'last'} --out ANOTHER")
+    if not p.is_file():
+        fail(f"{p} is missing (it records the mask store, LMDB and validation sets the run trained on): {redo}")
+    try:
+        saved = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        fail(f"{p} is not readable JSON ({exc}): {redo}")
+    if not isinstance(saved, dict):
+        fail(f"{p} holds {type(saved).__name__}, not the run's record (an object with store, lmdb, val): {redo}")
+    bad = [k for k in ("store", "lmdb") if not isinstance(saved.get(k), str)]
+    if not isinstance(saved.get("val"), list) or not all(isinstance(x, str) for x in saved["val"]):
+        bad.append("val")
+    if not isinstance(saved.get("limit"), (int, type(None))) or isinstance(saved.get("limit"), bool):
+        bad.append("limit")
+    if bad:
+        fail(f"{p} lacks a usable {', '.join(bad)} (store and lmdb: paths, val: a list of paths, limit: a number "
+             f"or null): {redo}")
+    return saved
+
+
+def _check_files(cfg) -> None:
+    """The weights the configuration names must exist before the data is loaded (the network and the loss read
+    them only after)."""
+    m, lo = cfg.model, cfg.loss
+    named = [("model.tpg_weights", m.tpg_weights if m.tpg_pretrained else None)]
+    if lo.text_focus == "crnn":
+        named.append(("loss.crnn_weights", lo.crnn_weights))
+    if lo.text_focus == "stt":
+        if not lo.stt_checkpoint:
+            fail("loss.text_focus=stt needs loss.stt_checkpoint (the Scene Text Telescope's "
+                 "pretrain_transformer.pth): --set loss.stt_checkpoint=PATH, or another loss.text_focus")
+        named += [("loss.stt_checkpoint", lo.stt_checkpoint), ("loss.wce_confusion", lo.wce_confusion)]
+    for key, path in named:
+        if path and not Path(path).exists():
+            fail(f"{key}={path}: no such file")
+
+
+def _check_init(name: str, model_cfg) -> str:
+    """``--init``'s weights, read and fitted to this run's network before the data is loaded; returns their path."""
+    import dataclasses
+
+    from glyphsr.sr.checkpoint import CheckpointError, load_state, read_weights
+    from glyphsr.sr.modeling import build_model
+
+    try:
+        path = _weights_path(name)
+        state, meta = read_weights(path)
+    except (FileNotFoundError, CheckpointError) as exc:
+        fail(f"--init {name}: {exc}")
+    # the shapes alone: the TPG's pretrained weights would be replaced by the checkpoint's anyway
+    model = build_model(dataclasses.replace(model_cfg, tpg_pretrained=False, tpg_weights=None))
+    where = f"--init {name}"
+    try:
+        load_state(model, state, where)
+    except CheckpointError as exc:
+        detail = str(exc).removeprefix(f"{where} does not fit the network its configuration describes: ")
+        try:
+            theirs = dict(meta["config"]["model"])
+        except (KeyError, TypeError, ValueError):
+            theirs = {}
+        ours = json.loads(json.dumps(model_cfg.to_dict()))
+        diff = [f"{k}={theirs[k]} (this run: {ours[k]})" for k in ours
+                if k in theirs and theirs[k] != ours[k] and k not in ("tpg_pretrained", "tpg_weights")]
+        hint = (f"; they were trained with {', '.join(diff)}: give those settings (--set model.KEY=VALUE) or other "
+                "weights" if diff else "")
+        fail(f"--init {name} does not fit this run's configuration: {detail}{hint}")
+    return path
+
+
 def _finish(trainer, out_dir: Path, result: dict, info: dict) -> None:
     from rich.table import Table
 
@@ -466,8 +554,8 @@ def _finish(trainer, out_dir: Path, result: dict, info: dict) -> None:
             t.add_row(name, *(f"{rows[r]['accuracy'] * 100:.1f}%" for r in ("bicubic", "sr", "hr")),
                       f"{rows['sr']['psnr']:.2f}", f"{rows['sr']['ssim']:.4f}")
         report.print(t)
-    report.print(f"run folder: {out_dir} (checkpoints/last, checkpoints/best, metrics.jsonl, tb/"
-                 f"{', curves.png' if curves else ''})")
+    made = [f for f in ("checkpoints/last", "checkpoints/best", "metrics.jsonl", "tb/") if (out_dir / f).exists()]
+    report.print(f"run folder: {out_dir} ({', '.join(made + (['curves.png'] if curves else []))})")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,32 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CPU_BATCH = 32
 
 
+def resolve_device(spec: str | None, option: str = "--device") -> torch.device:
+    """``--device`` (cpu, cuda or cuda:N; None: cuda when there is one) -> ``torch.device``. Raises ValueError
+    naming ``option`` for a string torch does not read, another kind of device, an index on the CPU, and a CUDA
+    device this machine does not have."""
+    import torch
+
+    if spec is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{option} {spec!r}: not a device: give cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"{option} {spec}: {dev.type} devices are not supported here: give cpu, cuda or cuda:N")
+    if dev.type == "cpu" and dev.index is not None:
+        raise ValueError(f"{option} {spec}: the CPU takes no index: give cpu")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{option} {spec}: CUDA is not available here (torch {torch.__version__}); use "
+                             f"{option} cpu")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"{option} {spec}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+    return dev
+
+
 def native_bf16(device: str | torch.device) -> bool:
     """Whether ``device`` computes bfloat16 natively (CUDA from Ampere on; CPUs with AVX512-BF16 or AMX)."""
     import torch
