@@ -189,10 +189,10 @@ for name in ("main", "cont", "notf"):
         if acc is not None and (best is None or acc > best[0]):
             best = (acc, run, use_ema)
 print("-> exporting", best[1].name, "ema" if best[2] else "raw", best[0])
-for p in export(best[1] / "checkpoints" / "last", Path("$OUT") / "glyphsr-synth", ema=best[2]):
+for p in export(best[1] / "checkpoints" / "last", Path("$OUT") / "glyphsr-synth", ema=best[2], overwrite=True):
     print(p, p.stat().st_size)
 if Path("$W/runs/baseline1/checkpoints/last").exists():
-    for p in export(Path("$W/runs/baseline1/checkpoints/last"), Path("$OUT") / "baseline1-synth"):
+    for p in export(Path("$W/runs/baseline1/checkpoints/last"), Path("$OUT") / "baseline1-synth", overwrite=True):
         print(p, p.stat().st_size)
 EXPORT
 log "export: $(cat "$R/export.log" | tr '\n' ' ')"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,19 @@ from torch import nn
 def strip_prefix(state: dict[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
     """Remove DataParallel's ``module.`` prefix where present."""
     return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
+
+
+def _why_unreadable(path: Path, exc: Exception) -> str:
+    """What to tell a user whose file ``torch.load(weights_only=True)`` refused with ``exc``."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (zipfile.is_zipfile(path) or head[:1] == b"\x80"):  # torch.save's zip format, or a legacy pickle
+        return f"not a PyTorch checkpoint (the file starts with {head!r})"
+    first = str(exc).splitlines()[0]
+    if "Weights only load failed" in first:  # torch's advice to load untrusted pickles is not ours to give
+        return ("it holds Python objects besides tensors, which glyphsr does not unpickle; save the model's "
+                "state_dict() alone (torch.save(model.state_dict(), path)) and pass that file")
+    return first
 
 
 def read_state(checkpoint: str | os.PathLike, what: str, mmap: bool = False) -> dict:
@@ -29,7 +43,7 @@ def read_state(checkpoint: str | os.PathLike, what: str, mmap: bool = False) -> 
             break
         except Exception as exc:
             if not (mapped and "mmap" in str(exc)):
-                raise ValueError(f"cannot read {what} checkpoint {path}: {str(exc).splitlines()[0]}") from None
+                raise ValueError(f"cannot read {what} checkpoint {path}: {_why_unreadable(path, exc)}") from None
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict of {what}")
     return state

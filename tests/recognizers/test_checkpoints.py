@@ -26,5 +26,9 @@ def test_dataparallel_round_trip_and_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="does not fit EasyOCR CRNN"):
         load_easyocr_crnn(tmp_path / "small.pth")
     (tmp_path / "junk.pth").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match=r"junk.pth: not a PyTorch checkpoint \(the file starts with b'junk'\)"):
         load_easyocr_crnn(tmp_path / "junk.pth")
+    torch.save({"model": EasyOCRCRNN}, tmp_path / "pickled.pth")  # a class, not tensors: weights_only refuses it
+    with pytest.raises(ValueError, match="holds Python objects besides tensors") as err:
+        load_easyocr_crnn(tmp_path / "pickled.pth")
+    assert "weights_only=False" not in str(err.value)
