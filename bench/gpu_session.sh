@@ -23,9 +23,9 @@
 #     4. the weights of main, cont or notf (raw or EMA), whichever read best at the end, exported as fp16
 #        safetensors (files under 16 MiB), and Baseline1's when it ran.
 #   PHASE=bench (DEADLINE_S: what the session has left, less a minute): the gpu-marked tests, bench_train (the
-#     grid, float32 GRUs, a torch.profiler table), bench_infer, and torchrun with 2 processes on the one GPU against
-#     one process, same global batch and steps (Target 3); it reuses PHASE=train's data and masks when the machine
-#     still has them, else makes 4,000 pairs.
+#     grid, float32 GRUs, cuDNN's autotuner off, a torch.profiler table), bench_infer, and torchrun with 2
+#     processes on the one GPU against one process, same global batch and steps (Target 3); it reuses
+#     PHASE=train's data and masks when the machine still has them, else makes 4,000 pairs.
 #   PHASE=all: both in one call (a session with more device time).
 # Everything comes back through $OUT (at most 8 files of 16 MiB): results.tar.gz is rebuilt after each stage, so a
 # session cut short still returns what it measured. Environment: OUT, WORK, N_TRAIN (20000), N_TEST (1000),
@@ -214,6 +214,9 @@ log "bench_train rc $?"
 pack
 timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 128 --precision fp32 --steps 10 --warmup 3 \
   --no-record >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
+echo '{"note": "the next line: cuDNN autotuner off (GLYPHSR_CUDNN_BENCHMARK=0)"}' >> "$R/bench_train.jsonl"
+GLYPHSR_CUDNN_BENCHMARK=0 timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 512 \
+  --precision "$PREC" --steps 15 --warmup 5 --no-record >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
 timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision "$PREC" --steps 5 \
   --warmup 3 --profile --no-record > "$R/bench_train_profile.txt" 2>&1
 pack

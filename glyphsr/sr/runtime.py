@@ -75,6 +75,22 @@ def use_bf16(precision: str, device: str | torch.device) -> bool:
     return native_bf16(device) if precision == "auto" else precision == "bf16"
 
 
+#: ``GLYPHSR_CUDNN_BENCHMARK=0`` turns cuDNN's autotuner off (on by default on CUDA: the network's shapes are fixed, so
+#: each convolution's fastest algorithm is picked once; results may then differ in the last bits between runs).
+CUDNN_BENCHMARK_ENV = "GLYPHSR_CUDNN_BENCHMARK"
+
+
+def cuda_setup(device: str | torch.device) -> None:
+    """Process-wide settings for work on a CUDA ``device`` (nothing elsewhere): cuDNN's autotuner, unless
+    ``GLYPHSR_CUDNN_BENCHMARK=0``."""
+    import os
+
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = os.environ.get(CUDNN_BENCHMARK_ENV, "1") != "0"
+
+
 def sr_function(model: torch.nn.Module, device: str | torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """The SR function of an evaluation-mode ``model`` for :func:`glyphsr.sr.infer.super_resolve_images` and
     :func:`glyphsr.sr.evaluation.super_resolve`: RGBM (B, 4, 16, 64) -> SR (B, 4, 32, 128). On the CPU it
@@ -83,6 +99,7 @@ def sr_function(model: torch.nn.Module, device: str | torch.device) -> Callable[
 
     model.eval()
     if torch.device(device).type != "cpu":
+        cuda_setup(device)
         return lambda x: model(x).sr
     model.to(memory_format=torch.channels_last)
     return lambda x: model(x.contiguous(memory_format=torch.channels_last)).sr

@@ -31,3 +31,17 @@ def test_cpu_sr_function_is_channels_last_and_computes_the_same() -> None:
         torch.testing.assert_close(fn(x), plain(x).sr, atol=1e-5, rtol=1e-5)
         with torch.autocast("cpu", dtype=torch.bfloat16):  # bfloat16 moves pixels by a few 8-bit levels at most
             assert (fn(x).float() - plain(x).sr).abs().max() < 0.02
+
+
+def test_cuda_setup_turns_the_cudnn_autotuner_on_for_cuda_only(monkeypatch) -> None:
+    from glyphsr.sr.runtime import cuda_setup
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # restored after the test
+    monkeypatch.delenv("GLYPHSR_CUDNN_BENCHMARK", raising=False)
+    cuda_setup("cpu")
+    assert torch.backends.cudnn.benchmark is False
+    cuda_setup("cuda:0")  # a setting only: no device is touched
+    assert torch.backends.cudnn.benchmark is True
+    monkeypatch.setenv("GLYPHSR_CUDNN_BENCHMARK", "0")
+    cuda_setup(torch.device("cuda"))
+    assert torch.backends.cudnn.benchmark is False

@@ -37,7 +37,7 @@ from glyphsr.sr.checkpoint import load_state, read_resume, read_weights, write_c
 from glyphsr.sr.evaluation import EvalSet, evaluate, summary
 from glyphsr.sr.losses import CRNNTextFocus, GlyphSRLoss
 from glyphsr.sr.modeling import build_model
-from glyphsr.sr.runtime import use_bf16
+from glyphsr.sr.runtime import cuda_setup, use_bf16
 from glyphsr.sr.train.config import RunConfig
 from glyphsr.sr.train.data import TrainTensors, add_text_focus_targets
 
@@ -77,6 +77,7 @@ class Trainer:
         self.cfg = config
         self.tc = config.train
         self.device = torch.device(device)
+        cuda_setup(self.device)
         self.out = Path(out_dir)
         self.rank, self.world, _ = dist_info()
         self.callback = callback or (lambda event: None)
