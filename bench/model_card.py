@@ -1,0 +1,148 @@
+"""The model card of shipped weights: ``README.md`` and ``card.json`` beside the safetensors, written from what the
+weights, the run and the judge recorded (nothing typed by hand).
+
+    python -m bench.model_card glyphsr/weights/glyphsr-synth --eval eval.json --run RUN --data DATA \\
+        --device "one NVIDIA H200 (torch 2.11 + CUDA 13)"
+
+- WEIGHTS: the folder ``sr-export`` wrote (its metadata: steps, samples, training time, configuration, commit);
+- ``--eval``: ``sr-eval --checkpoint WEIGHTS --lmdb DATA --json eval.json`` on the test tiers, judged by the default
+  recognizer; its ``model_step`` must be the weights' step (a card describes the weights it sits beside);
+- ``--run``: the run folder (or the copy of it a GPU session brought back): ``metrics.jsonl`` gives the curve of
+  accuracy against samples seen, ``summary.json`` the speed;
+- ``--data``: the ``textzoom-synth`` folder (its ``synth.json``: seed and counts).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+TIERS = ("easy", "medium", "hard")
+JUDGE_NAMES = {"rapidocr": "RapidOCR", "easyocr": "EasyOCR"}
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _curve(run: Path) -> list[dict]:
+    """The validations of the run: samples seen, and the average accuracy of the raw weights and of their EMA."""
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    out: dict[int, dict] = {}  # by step: the final validation may repeat the last one
+    for line in path.read_text().splitlines():
+        e = json.loads(line)
+        if e.get("kind") != "val":
+            continue
+        r = e["results"]
+        out[e["step"]] = {"step": e["step"], "samples": e["samples"], "sr": r["average"]["sr"],
+                          "bicubic": r["average"]["bicubic"], "ema": (r.get("ema") or {}).get("average"),
+                          "tiers": {k: v["sr"]["accuracy"] for k, v in r["sets"].items()}}
+    return [out[k] for k in sorted(out)]
+
+
+def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | None, device: str,
+               row: str = "model") -> tuple[str, dict]:
+    """(README text, card facts) for the weights in ``weights``; ValueError when the evaluation is of other weights
+    or lacks the tiers."""
+    from glyphsr.sr.checkpoint import read_weights
+
+    _, meta = read_weights(weights)
+    ev = json.loads(eval_json.read_text())
+    if ev.get("model_step") != meta["step"]:
+        raise ValueError(f"{eval_json} judged weights of step {ev.get('model_step')}, but {weights} holds step "
+                         f"{meta['step']}: evaluate these weights (sr-eval --checkpoint {weights} --json ...)")
+    judge = next(iter(ev["accuracy"]))
+    acc, metrics = ev["accuracy"][judge], ev["metrics"]
+    missing = [t for t in TIERS if t not in acc]
+    if missing or any(row not in acc[t] for t in TIERS):
+        raise ValueError(f"{eval_json}: needs the tiers {', '.join(TIERS)} with a {row!r} row; has {sorted(acc)}")
+    cfg = meta["config"]
+    synth = json.loads((data / "synth.json").read_text()) if data and (data / "synth.json").is_file() else {}
+    summary = json.loads((run / "summary.json").read_text()) if run and (run / "summary.json").is_file() else {}
+    commit = meta["code_version"].split("+g")[-1]
+    facts = {
+        "name": weights.name, "steps": meta["step"], "samples": meta["samples"], "epoch": meta.get("epoch"),
+        "train_time_s": meta.get("train_time_s"), "samples_per_s": summary.get("samples_per_s"), "device": device,
+        "code_version": meta["code_version"], "data": {"seed": synth.get("seed"), "counts": synth.get("counts")},
+        "config": cfg, "judge": judge, "row": row,
+        "eval": {t: {"n": ev["sets"][t], "bicubic": acc[t]["bicubic"], "sr": acc[t][row], "hr": acc[t].get("hr"),
+                     "psnr": {k: metrics[t][k]["psnr"] for k in ("bicubic", row)},
+                     "ssim": {k: metrics[t][k]["ssim"] for k in ("bicubic", row)}} for t in TIERS},
+        "average": {k: ev["average"][judge].get(k) for k in ("bicubic", row, "hr")},
+        "curve": _curve(run) if run else [],
+    }
+    m, tr = cfg["model"], cfg["train"]
+    counts = synth.get("counts") or {}
+    judge_name = JUDGE_NAMES.get(judge, judge)
+    lines = [
+        f"# {weights.name}: GlyphSR trained by sr-train on synthetic TextZoom", "",
+        f"GlyphSR ({m['variant']}) trained by this project's `sr-train` on `textzoom-synth` data, "
+        f"{meta['step']:,} steps, {meta['samples']:,} samples seen ({facts['epoch'] or 0:.1f} epochs), "
+        f"{(facts['train_time_s'] or 0) / 60:.1f} minutes of training on {device}, code at commit {commit}. "
+        "`sr-infer` and `sr-eval` use these weights when no checkpoint is given.", "",
+        "## Data", "",
+        f"- `textzoom-synth` seed {synth.get('seed', '?')}: {counts.get('train', 0):,} training pairs; test tiers "
+        + ", ".join(f"{t} {counts.get(t, 0):,}" for t in TIERS) + " (font families the training pairs do not use); "
+        "glyph pseudo-labels by `gem-extract`.",
+        "- Synthetic only: these weights have not seen TextZoom. Compare them with the paper's tables only after "
+        "training on TextZoom with the paper's recognizers.", "",
+        "## Recipe", "",
+        f"- network: residual={m.get('residual')}, stn={m.get('stn')}, c_sr={m['c_sr']}, n_blocks={m['n_blocks']}, "
+        f"n_gly={m['n_gly']}, TPG {m['tpg']} ({m.get('tp_steps')} TP steps)",
+        f"- loss: {json.dumps(cfg['loss'])}",
+        f"- optimizer: Adam lr {tr['lr']}, batch {tr['batch']}, {tr.get('warmup_steps')} warm-up steps, "
+        f"{tr['schedule']} schedule, grad clip {tr.get('grad_clip')}, EMA {tr.get('ema')}, precision "
+        f"{tr['precision']}",
+        f"- shipped row: {'the EMA of the weights' if row == 'model_ema' else 'the weights as exported'}", "",
+        f"## Accuracy (judge: {judge_name}), PSNR and SSIM", "",
+        "| tier | n | bicubic | SR | HR | PSNR bicubic | PSNR SR | SSIM bicubic | SSIM SR |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for t in TIERS:
+        e = facts["eval"][t]
+        lines.append(f"| {t} | {e['n']:,} | {_pct(e['bicubic'])} | {_pct(e['sr'])} | {_pct(e['hr'])} | "
+                     f"{e['psnr']['bicubic']:.2f} | {e['psnr'][row]:.2f} | {e['ssim']['bicubic']:.4f} | "
+                     f"{e['ssim'][row]:.4f} |")
+    a = facts["average"]
+    lines += [f"| average (by tier size) | | {_pct(a['bicubic'])} | {_pct(a[row])} | {_pct(a['hr'])} | | | | |", ""]
+    if facts["curve"]:
+        lines += ["## Curve during training (validation subsets)", "", "| samples seen | SR | EMA | bicubic |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| {c['samples']:,} | {_pct(c['sr'])} | {_pct(c['ema'])} | {_pct(c['bicubic'])} |"
+                  for c in facts["curve"]]
+        lines.append("")
+    lines += ["## Use", "", "```", "sr-infer my_crops/ --out sr/ --sheet          # these weights by default",
+              "sr-eval --lmdb textzoom/test                  # the paper's protocol, judged by RapidOCR", "```", ""]
+    return "\n".join(lines), facts
+
+
+@click.command()
+@click.argument("weights", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--eval", "eval_json", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="sr-eval --json of these weights on the test tiers.")
+@click.option("--run", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The run folder (metrics.jsonl, summary.json).")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The textzoom-synth folder (synth.json).")
+@click.option("--device", required=True, help="What trained them, in words.")
+@click.option("--row", type=click.Choice(["model", "model_ema"]), default="model", show_default=True,
+              help="Which row of the evaluation the shipped weights are.")
+def main(weights, eval_json, run, data, device, row) -> None:
+    try:
+        text, facts = build_card(weights, eval_json, run, data, device, row)
+    except (ValueError, KeyError) as exc:
+        sys.exit(f"error: {exc}")
+    for name, body in (("README.md", text), ("card.json", json.dumps(facts, indent=1))):
+        tmp = weights / f".{name}.tmp"
+        tmp.write_text(body)
+        tmp.replace(weights / name)
+    print(f"wrote {weights / 'README.md'} and {weights / 'card.json'}")
+
+
+if __name__ == "__main__":
+    main()

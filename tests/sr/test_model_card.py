@@ -1,0 +1,63 @@
+"""bench/model_card.py: the card of shipped weights, written from their metadata, a real sr-eval of them on the
+synthetic tiers (RapidOCR) and the run's records; an evaluation of other weights is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from click.testing import CliRunner
+
+from bench import model_card
+from glyphsr.pipelines import sr_eval
+from glyphsr.pipelines.sr_export import export
+from glyphsr.sr.checkpoint import write_checkpoint
+from glyphsr.sr.modeling import SRConfig, build_model
+from glyphsr.sr.train.config import RunConfig
+
+
+def test_card_from_weights_eval_and_run(synth_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = RunConfig(model=SRConfig(c_sr=8, c_tp=8, n_blocks=2, n_gly=1, tpg_pretrained=False, residual=True))
+    meta = {"config": cfg.to_dict(), "step": 1234, "samples": 315904, "epoch": 15.8, "train_time_s": 290.5,
+            "code_version": "0.1.0+gabcdef123456"}
+    ckpt = write_checkpoint(tmp_path / "run" / "checkpoints" / "last", build_model(cfg.model).state_dict(), meta)
+    val = {"step": 1234, "samples": 315904, "kind": "val", "results": {
+        "average": {"sr": 0.5, "bicubic": 0.45}, "ema": None,
+        "sets": {t: {"sr": {"accuracy": 0.5}} for t in ("easy", "medium", "hard")}}}
+    (tmp_path / "run" / "metrics.jsonl").write_text(json.dumps({**val, "step": 0, "samples": 0}) + "\n"
+                                                   + json.dumps(val) + "\n" + json.dumps(val) + "\n")
+    (tmp_path / "run" / "summary.json").write_text(json.dumps({"samples_per_s": 1087.4}))
+    weights = tmp_path / "glyphsr-synth"
+    export(ckpt, weights)
+    res = CliRunner().invoke(sr_eval.main, ["--checkpoint", str(weights), "--lmdb", str(synth_dir), "--limit", "6",
+                                            "--json", str(tmp_path / "eval.json")],
+                             env={"GLYPHSR_CACHE": str(tmp_path / "cache")}, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    ev = json.loads((tmp_path / "eval.json").read_text())
+
+    run = CliRunner().invoke(model_card.main, [str(weights), "--eval", str(tmp_path / "eval.json"), "--run",
+                                               str(tmp_path / "run"), "--data", str(synth_dir), "--device", "one GPU"])
+    assert run.exit_code == 0, run.output
+    card = (weights / "README.md").read_text()
+    facts = json.loads((weights / "card.json").read_text())
+    assert "1,234 steps" in card and "315,904 samples" in card and "abcdef123456" in card and "one GPU" in card
+    assert "seed 3" in card and "RapidOCR" in card and "textzoom-synth" in card
+    assert facts["steps"] == 1234 and facts["samples"] == 315904 and facts["samples_per_s"] == 1087.4
+    acc, metrics = ev["accuracy"]["rapidocr"], ev["metrics"]
+    for tier in ("easy", "medium", "hard"):
+        e = facts["eval"][tier]
+        assert (e["n"], e["bicubic"], e["sr"], e["hr"]) == (ev["sets"][tier], acc[tier]["bicubic"],
+                                                           acc[tier]["model"], acc[tier]["hr"])
+        assert (f"| {tier} | {e['n']:,} | {100 * e['bicubic']:.1f}% | {100 * e['sr']:.1f}% | {100 * e['hr']:.1f}% | "
+                f"{metrics[tier]['bicubic']['psnr']:.2f} | {metrics[tier]['model']['psnr']:.2f} |") in card
+    assert [c["step"] for c in facts["curve"]] == [0, 1234]  # the repeated final validation once
+
+    (weights / "README.md").write_text("kept")
+    ev["model_step"] = 99  # an evaluation of other weights
+    (tmp_path / "other.json").write_text(json.dumps(ev))
+    run = CliRunner().invoke(model_card.main, [str(weights), "--eval", str(tmp_path / "other.json"),
+                                               "--device", "one GPU"])
+    assert run.exit_code != 0 and "judged weights of step 99" in run.output + str(run.exception)
+    assert (weights / "README.md").read_text() == "kept"
