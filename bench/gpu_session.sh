@@ -22,10 +22,11 @@
 #        samples each);
 #     4. the weights of main, cont or notf (raw or EMA), whichever read best at the end, exported as fp16
 #        safetensors (files under 16 MiB), and Baseline1's when it ran.
-#   PHASE=bench (DEADLINE_S: what the session has left, less a minute): the gpu-marked tests, bench_train (the
-#     grid, float32 GRUs, cuDNN's autotuner off, a torch.profiler table), bench_infer, and torchrun with 2
-#     processes on the one GPU against one process, same global batch and steps (Target 3); it reuses
-#     PHASE=train's data and masks when the machine still has them, else makes 4,000 pairs.
+#   PHASE=bench (DEADLINE_S: what the session has left, less a minute), most wanted first, each stage cut to what
+#     the deadline leaves: bench_train (the grid, and float32 GRUs beside it), bench_infer, the gpu-marked tests,
+#     torchrun with 2 processes on the one GPU against one process, same global batch and steps (Target 3), then
+#     bench_train in fp32, with cuDNN's autotuner off, and a torch.profiler table. It reuses PHASE=train's data
+#     and masks when the machine still has them, else makes 4,000 pairs.
 #   PHASE=all: both in one call (a session with more device time).
 # Everything comes back through $OUT (at most 8 files of 16 MiB): results.tar.gz is rebuilt after each stage, so a
 # session cut short still returns what it measured. Environment: OUT, WORK, N_TRAIN (20000), N_TEST (1000),
@@ -54,10 +55,14 @@ nvidia-smi > "$R/nvidia-smi.txt" 2>&1
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" \
   | tee -a "$R/session.log"
 
-data() {  # data N_TRAIN N_TEST: textzoom-synth into $W/data, then gem-extract in the background (both kept from a
-  # previous call on this machine: gem-extract resumes, and returns at once when its store is complete)
-  if [ -f "$W/data/synth.json" ]; then
-    log "data from the previous call: $W/data"
+data() {  # data N_TRAIN N_TEST [any]: textzoom-synth into $W/data, then gem-extract in the background. Kept from a
+  # previous call on this machine when it made N_TRAIN pairs (any: whatever it made); gem-extract resumes, and returns
+  # at once when its store is complete
+  local made
+  made=$($PY -c "import json, sys; print(json.load(open(sys.argv[1]))['counts']['train'])" "$W/data/synth.json" \
+    2>/dev/null)
+  if [ -n "$made" ] && { [ "$made" = "$1" ] || [ "${3:-}" = any ]; }; then
+    log "data from the previous call: $W/data ($made training pairs)"
   else
     log "textzoom-synth: $1 train, $2 per tier"
     rm -rf "$W/data" "$W/masks.zarr"
@@ -201,33 +206,30 @@ fi
 
 # == PHASE bench ====================================================================================================
 if [ "$PHASE" != train ]; then
-data 4000 200
-log "gpu-marked tests"
-timeout 180 $PY -m pytest -q -p no:cacheprovider -m gpu tests/sr/test_gpu.py > "$R/gpu_tests.log" 2>&1
-log "gpu tests rc $? : $(tail -1 "$R/gpu_tests.log")"
+data 4000 200 any
+wait_gem  # its CPU workers would share the machine with the benchmarks
+budget() {  # budget N: N seconds or what the deadline leaves (less 10 s), whichever is less; 0 below 15 s
+  local left=$(( DEADLINE_S - $(el) - 10 )); local t=$(( $1 < left ? $1 : left )); echo $(( t < 15 ? 0 : t ))
+}
 unset GLYPHSR_FP32_GRU  # the benchmarks measure the default and, beside it, float32 GRUs
-log "bench_train"
-timeout 150 $PY -m bench.bench_train --device cuda --variant full --variant baseline1 --batch 48 --batch 128 \
-  --batch 512 --precision "$PREC" --steps 15 --warmup 5 --gru-fp32 --no-record > "$R/bench_train.jsonl" \
-  2> "$R/bench_train.err"
+t=$(budget 150); log "bench_train (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --variant baseline1 \
+  --batch 48 --batch 128 --batch 512 --precision "$PREC" --steps 15 --warmup 5 --gru-fp32 --no-record \
+  > "$R/bench_train.jsonl" 2> "$R/bench_train.err"
 log "bench_train rc $?"
 pack
-timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 128 --precision fp32 --steps 10 --warmup 3 \
-  --no-record >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
-echo '{"note": "the next line: cuDNN autotuner off (GLYPHSR_CUDNN_BENCHMARK=0)"}' >> "$R/bench_train.jsonl"
-GLYPHSR_CUDNN_BENCHMARK=0 timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 512 \
-  --precision "$PREC" --steps 15 --warmup 5 --no-record >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
-timeout 60 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision "$PREC" --steps 5 \
-  --warmup 3 --profile --no-record > "$R/bench_train_profile.txt" 2>&1
-pack
-timeout 90 $PY -m bench.bench_infer --device cuda --layout auto --layout channels-last --no-record \
-  > "$R/bench_infer.txt" 2>&1
+t=$(budget 90); log "bench_infer (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_infer --device cuda --layout auto --layout channels-last \
+  --no-record > "$R/bench_infer.txt" 2>&1
 log "bench_infer rc $?"
 pack
-wait_gem
-
+t=$(budget 120); log "gpu-marked tests (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m pytest -q -p no:cacheprovider -m gpu tests/sr/test_gpu.py \
+  > "$R/gpu_tests.log" 2>&1
+log "gpu tests rc $? : $(tail -1 "$R/gpu_tests.log" 2>/dev/null)"
+pack
 # -- torchrun: 2 processes on the one GPU against 1, same global batch and steps -------------------------------------
-if [ -z "${SKIP_DDP:-}" ] && [ $(( DEADLINE_S - $(el) )) -gt 40 ]; then
+if [ -z "${SKIP_DDP:-}" ] && [ $(( DEADLINE_S - $(el) )) -gt 60 ]; then
   log "torchrun check"
   ddp=(--masks "$W/masks.zarr" --recipe short --steps 80 --limit 4000 --judge none --set train.workers=4
        --set "train.precision=$PREC" --set train.log_every=10 --device "$DEVICE")
@@ -245,5 +247,18 @@ if [ -z "${SKIP_DDP:-}" ] && [ $(( DEADLINE_S - $(el) )) -gt 40 ]; then
 else
   log "no time left for the torchrun check"
 fi
+pack
+t=$(budget 60); log "bench_train fp32 (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 128 --precision fp32 \
+  --steps 10 --warmup 3 --no-record >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
+t=$(budget 60); log "bench_train, cuDNN's autotuner off (${t} s)"
+echo '{"note": "the next line: cuDNN autotuner off (GLYPHSR_CUDNN_BENCHMARK=0)"}' >> "$R/bench_train.jsonl"
+[ "$t" -gt 0 ] && GLYPHSR_CUDNN_BENCHMARK=0 timeout "$t" $PY -m bench.bench_train --device cuda --variant full \
+  --batch 512 --precision "$PREC" --steps 15 --warmup 5 --no-record >> "$R/bench_train.jsonl" \
+  2>> "$R/bench_train.err"
+pack
+t=$(budget 60); log "torch.profiler table (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 256 \
+  --precision "$PREC" --steps 5 --warmup 3 --profile --no-record > "$R/bench_train_profile.txt" 2>&1
 fi
 log "end"

@@ -15,9 +15,9 @@ checkpoint's own folder and training checkpoints (``state.pt``) are never writte
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import uuid
-from fnmatch import fnmatch
 from pathlib import Path
 
 import click
@@ -73,35 +73,32 @@ def export(checkpoint: str | Path, out: str | Path, ema: bool = False, dtype: st
     load_state(build_model(model_config(meta)), state, f"{checkpoint} ({stem} weights)")
     meta = {**meta, "exported_from": str(checkpoint), "weights": "ema" if ema else "raw", "dtype": dtype}
 
-    stamp = uuid.uuid4().hex[:8]
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp, old = dst.parent / f".{dst.name}.tmp-{stamp}", dst.parent / f".{dst.name}.old-{stamp}"
+    # written into a temporary folder inside OUT (same file system; OUT keeps its inode, owner and mount), checked,
+    # then moved over the old export's files one by one; a refused export leaves OUT as it was
+    made = not dst.exists()
+    dst.mkdir(parents=True, exist_ok=True)
+    tmp = dst / f".export-{uuid.uuid4().hex[:8]}"
     try:
-        if dst.is_dir():  # keep what else OUT holds (a model card); the old export's files are replaced
-            shutil.copytree(dst, tmp, symlinks=True, ignore=lambda d, names: [
-                n for n in names if Path(d) == dst and fnmatch(n, EXPORT_FILES)])
-        else:
-            tmp.mkdir()
+        tmp.mkdir()
         paths = save_weights(tmp, "model", state, meta, split=PARTS, dtype=getattr(torch, DTYPES[dtype]))
         too_big = [p for p in paths if p.stat().st_size > max_mb * 2**20]
         if too_big:
             sizes = ", ".join(f"{p.name} {p.stat().st_size / 2**20:.1f} MiB" for p in too_big)
             fix = "export with --dtype fp16 or raise --max-mb" if dtype == "fp32" else "raise --max-mb"
             raise ValueError(f"{sizes}: over --max-mb {max_mb:g}; {out} is left as it was: {fix}")
-        if dst.exists():
-            dst.rename(old)
-        try:
-            tmp.rename(dst)
-        except OSError:
-            if old.exists():
-                old.rename(dst)
-            raise
-        if old.exists():
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return [out / p.name for p in paths]
+        names = {p.name for p in paths}
+        for p in paths:
+            os.replace(p, dst / p.name)
+        for stale in dst.glob(EXPORT_FILES):  # the old export's parts this one does not have
+            if stale.name not in names:
+                stale.unlink()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if made:
+            shutil.rmtree(dst, ignore_errors=True)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    return [dst / p.name for p in paths]
 
 
 def _max_mb(ctx: click.Context, param: click.Parameter, value: float) -> float:

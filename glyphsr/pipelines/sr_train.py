@@ -15,8 +15,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import click
@@ -380,37 +382,40 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
         from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
 
         judge_obj = RapidOCRRecognizer(threads=judge_threads)
-    if rank == 0:
-        if replace:  # only now that every input checked out: a typo must not cost a finished run
-            import shutil
-
-            for sub in ("checkpoints", "tb"):
-                shutil.rmtree(out_dir / sub, ignore_errors=True)
-            for f in ("metrics.jsonl", "summary.json", "curves.png"):
-                (out_dir / f).unlink(missing_ok=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(cfg, out_dir / "config.yaml")
-        (out_dir / "run.json").write_text(json.dumps({"store": str(Path(store).resolve()), "lmdb": info["lmdb"],
-                                                      "val": [str(Path(p).resolve()) for p in val_paths],
-                                                      "limit": limit, "data": info}, indent=1))
-    # -- train -----------------------------------------------------------------------------------------------------
-    code = 0
-    with Display(out_dir) if rank == 0 else _Null() as display:
-        try:  # the display first: the trainer reports its preparation (the text-focus targets) to it
-            trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, resume=resume,
-                              init_weights=init_path, callback=display if rank == 0 else None)
-        except (ValueError, OSError, CheckpointError) as exc:
-            fail(str(exc))
-        try:
-            result = trainer.run(stop_after=stop_after)
-        except TrainingDiverged as exc:
-            console.print(f"[bold red]error:[/] {exc}")
-            result, code = {"finished": False, "diverged": True}, 1
-        except KeyboardInterrupt:
-            trainer.save("last")
-            console.print(f"[yellow]interrupted at step {trainer.step}: checkpoint written; continue with[/] "
-                          f"sr-train --out {out_dir} --resume")
-            sys.exit(130)
+    # --overwrite: the old run is set aside, and comes back if the new one fails to start (a weight file that does
+    # not load, no memory on the device, an interruption); it is deleted once the trainer stands
+    aside = _set_aside(out_dir) if rank == 0 and replace else None
+    try:
+        if rank == 0:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            save_yaml(cfg, out_dir / "config.yaml")
+            (out_dir / "run.json").write_text(json.dumps({"store": str(Path(store).resolve()), "lmdb": info["lmdb"],
+                                                          "val": [str(Path(p).resolve()) for p in val_paths],
+                                                          "limit": limit, "data": info}, indent=1))
+        # -- train -------------------------------------------------------------------------------------------------
+        code = 0
+        with Display(out_dir) if rank == 0 else _Null() as display:
+            try:  # the display first: the trainer reports its preparation (the text-focus targets) to it
+                trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, resume=resume,
+                                  init_weights=init_path, callback=display if rank == 0 else None)
+            except (ValueError, OSError, CheckpointError) as exc:
+                fail(str(exc))
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
+                aside = None
+            try:
+                result = trainer.run(stop_after=stop_after)
+            except TrainingDiverged as exc:
+                console.print(f"[bold red]error:[/] {exc}")
+                result, code = {"finished": False, "diverged": True}, 1
+            except KeyboardInterrupt:
+                trainer.save("last")
+                console.print(f"[yellow]interrupted at step {trainer.step}: checkpoint written; continue with[/] "
+                              f"sr-train --out {out_dir} --resume")
+                sys.exit(130)
+    finally:
+        if aside is not None:
+            _put_back(out_dir, aside)
     if rank == 0:
         _finish(trainer, out_dir, result, info)
     if dist_device is not None:
@@ -435,6 +440,34 @@ def _weights_path(name: str) -> str:
     from glyphsr.weights import shipped_path
 
     return str(shipped_path(name))
+
+
+#: What a run writes into its folder; --overwrite replaces these and leaves anything else there alone.
+RUN_FILES = ("checkpoints", "tb", "metrics.jsonl", "summary.json", "curves.png", "config.yaml", "run.json")
+
+
+def _set_aside(out_dir: Path) -> Path:
+    """Move the old run's files into ``out_dir/.replaced-XXXXXXXX`` (same folder: renames only)."""
+    aside = out_dir / f".replaced-{uuid.uuid4().hex[:8]}"
+    aside.mkdir()
+    for name in RUN_FILES:
+        if (out_dir / name).exists():
+            (out_dir / name).rename(aside / name)
+    return aside
+
+
+def _put_back(out_dir: Path, aside: Path) -> None:
+    """Undo :func:`_set_aside`: the new run's files go, the old run's come back."""
+    for name in RUN_FILES:
+        new = out_dir / name
+        if new.is_dir():
+            shutil.rmtree(new, ignore_errors=True)
+        elif new.exists():
+            new.unlink()
+        if (aside / name).exists():
+            (aside / name).rename(new)
+    shutil.rmtree(aside, ignore_errors=True)
+    console.print(f"{out_dir}: the new run did not start; the run that was there is back as it was")
 
 
 def _check_out(out_dir: Path) -> None:

@@ -69,6 +69,7 @@ def save_weights(folder: Path, stem: str, state: dict[str, torch.Tensor], meta: 
     for name, part in parts.items():
         p = folder / f"{name}.safetensors"
         save_file(part, str(p), metadata=meta_s)
+        os.chmod(p, 0o644)  # safetensors writes 0600: shipped weights and shared runs must be readable by all
         paths.append(p)
     return paths
 

@@ -140,3 +140,17 @@ def test_streaming_gives_the_batches_memory_gives(synth_store: Path, tmp_path: P
     assert res.exit_code == 0, res.output
     assert "data (stream)" in res.output
     assert json.loads((tmp_path / "s" / "summary.json").read_text())["steps"] == 2
+
+
+def test_overwrite_puts_the_old_run_back_when_the_new_one_does_not_start(synth_store: Path, tmp_path: Path) -> None:
+    """A weight file that exists but does not load fails only when the trainer builds its loss, after every check:
+    the run that was there comes back as it was."""
+    out = tmp_path / "run"
+    assert run("--masks", str(synth_store), "--out", str(out), "--steps", "1", "--judge", "none", *TINY).exit_code == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    res = run("--masks", str(synth_store), "--out", str(out), "--steps", "1", "--judge", "none", "--overwrite",
+              "--set", f"loss.crnn_weights={tmp_path / 'junk.pth'}", *TINY)
+    assert res.exit_code == 2 and "not a PyTorch checkpoint" in res.output, res.output
+    assert "the run that was there is back as it was" in res.output
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

@@ -155,3 +155,30 @@ def test_reader_refuses_parts_of_different_exports_and_parts_alone(checkpoint: P
     assert not has_ema(a)
     with pytest.raises(ValueError, match="PARTS"):
         save_weights(tmp_path, "model", state, meta, split={"tpg.": "old"})
+
+
+def test_weights_are_readable_by_all(tmp_path: Path) -> None:
+    """safetensors writes its files 0600; shipped weights in a wheel, or a run shared on a server, must not be."""
+    import stat
+
+    from glyphsr.sr.checkpoint import save_weights
+
+    paths = save_weights(tmp_path, "model", {"a.w": torch.zeros(2), "tpg.w": torch.ones(2)}, {"step": 1},
+                         split={"tpg.": "tpg"})
+    assert [p.name for p in paths] == ["model.safetensors", "model-tpg.safetensors"]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in paths)
+
+
+def test_export_into_the_current_folder_keeps_it(checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
+    """OUT is written in place (its inode kept), so a shell sitting in it, or a mount point, is not pulled away."""
+    out = tmp_path / "here"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    inode = out.stat().st_ino
+    monkeypatch.chdir(out)
+    res = cli(checkpoint, ".")
+    assert res.exit_code == 0, res.output
+    assert out.stat().st_ino == inode and (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["model-tpg.safetensors", "model.safetensors", "notes.txt"]
+    assert cli(checkpoint, ".", "--overwrite").exit_code == 0 and out.stat().st_ino == inode
+    assert leftovers(out) == []

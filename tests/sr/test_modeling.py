@@ -220,6 +220,8 @@ def test_gru_precision_under_autocast(monkeypatch) -> None:
         assert torch.equal(under_autocast(), ref)
         monkeypatch.setenv("GLYPHSR_FP32_GRU", "cpu,cuda")
         assert torch.equal(under_autocast(), ref)
+        monkeypatch.setenv("GLYPHSR_FP32_GRU", "")  # empty: the default, as unset
+        assert torch.equal(under_autocast(), ref)
         monkeypatch.setenv("GLYPHSR_FP32_GRU", "none")
         low = under_autocast()
         assert 1e-4 < (low.float() - ref).abs().max() < 0.1  # bfloat16 arithmetic

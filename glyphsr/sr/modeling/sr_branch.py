@@ -31,8 +31,8 @@ FP32_GRU_ENV = "GLYPHSR_FP32_GRU"
 def float32_gru_devices() -> set[str]:
     """The device types whose GRUs run in float32 under autocast: ``GLYPHSR_FP32_GRU`` when set, else
     ``FLOAT32_GRU_DEVICES``."""
-    env = os.environ.get(FP32_GRU_ENV)
-    if env is None:
+    env = os.environ.get(FP32_GRU_ENV, "").strip()
+    if not env:  # unset or empty: the default
         return FLOAT32_GRU_DEVICES
     kinds = {k.strip() for k in env.split(",") if k.strip()}
     if kinds == {"none"}:

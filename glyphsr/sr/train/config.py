@@ -51,7 +51,7 @@ class TrainConfig:
     warmup_steps: int | None = None  # overrides warmup_epochs when set
     schedule: str = "cosine"  # cosine (to min_lr_ratio x lr) after linear warm-up | constant
     min_lr_ratio: float = 0.0
-    grad_clip: float | None = None
+    grad_clip: float | None = None  # the gradients' global norm is clipped to this; None or 0: no clipping
     precision: str = "auto"  # auto: bf16 autocast where native (CUDA; CPUs with AVX512-BF16/AMX), else fp32
     compile: bool = False
     ema: float | None = None  # decay of an exponential moving average of the weights (e.g. 0.999); None = off
@@ -61,7 +61,7 @@ class TrainConfig:
     log_every: int = 20
     ckpt_every: int = 1000
     seed: int = 0
-    workers: int | None = None  # processes that decode the LMDB (None = the machine's cores)
+    workers: int | None = None  # processes that decode the LMDB (None or 0 = the machine's cores)
     max_bad_steps: int = 5  # non-finite losses in a row that stop the run
     glyph_records: str = "ok"  # which records the glyph loss sees: ok (status ok only) | all
     data: str = "auto"  # memory (decoded once, held on the device) | stream (read per batch by workers) | auto
@@ -75,13 +75,13 @@ class TrainConfig:
         if self.batch < 1 or self.lr <= 0 or self.epochs < 1:
             raise ValueError("train.batch and train.epochs must be >= 1 and train.lr > 0")
         # the loop divides by log_every, validates every val_every steps (0: only at the end), ...
-        for name, low in (("steps", 1), ("log_every", 1), ("max_bad_steps", 1), ("workers", 1), ("val_limit", 1),
+        for name, low in (("steps", 1), ("log_every", 1), ("max_bad_steps", 1), ("val_limit", 1), ("workers", 0),
                           ("val_every", 0), ("ckpt_every", 0), ("warmup_steps", 0), ("warmup_epochs", 0),
-                          ("weight_decay", 0)):
+                          ("weight_decay", 0), ("grad_clip", 0)):
             v = getattr(self, name)
             if v is not None and v < low:
                 raise ValueError(f"train.{name} must be >= {low}, got {v}")
-        for name in ("time_budget_s", "val_every_s", "grad_clip", "memory_gb"):
+        for name in ("time_budget_s", "val_every_s", "memory_gb"):
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ValueError(f"train.{name} must be > 0 (or null for none), got {v}")
