@@ -74,7 +74,8 @@ def test_set_values_are_checked_against_their_fields(tmp_path: Path) -> None:
                             ("train.steps=1e3", "steps", 1000), ("train.lr=3e-4", "lr", 3e-4),
                             ("train.ema=null", "ema", None), ("train.val_every=0", "val_every", 0),
                             ("train.ckpt_every=0", "ckpt_every", 0), ("train.grad_clip=0", "grad_clip", 0.0),
-                            ("train.workers=0", "workers", 0),  # 0: no clipping, and every core, as before
+                            ("train.workers=0", "workers", 0), ("train.val_every_s=0", "val_every_s", 0.0),
+                            ("train.time_budget_s=0", "time_budget_s", 0.0),  # 0 means off (every core), as before
                             ("loss.crnn_weights=2024", "crnn_weights", "2024")):
         section = text.split(".")[0]
         got = getattr(getattr(resolve("paper", None, [text]), section), key)

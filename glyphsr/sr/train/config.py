@@ -42,7 +42,8 @@ SCHEDULES = ("cosine", "constant")
 class TrainConfig:
     epochs: int = 200
     steps: int | None = None  # overrides epochs when set
-    time_budget_s: float | None = None  # stop after this much training time; the schedule follows the clock then
+    time_budget_s: float | None = None  # stop after this much training time (None or 0: no limit); the schedule
+    # follows the clock then
     batch: int = 48  # per process (torchrun: each rank takes this many)
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
@@ -56,7 +57,7 @@ class TrainConfig:
     compile: bool = False
     ema: float | None = None  # decay of an exponential moving average of the weights (e.g. 0.999); None = off
     val_every: int = 1000  # steps between validations (0 = only at the end)
-    val_every_s: float | None = None  # or: seconds of training between validations (runs with a time budget)
+    val_every_s: float | None = None  # or: seconds of training between validations (None or 0: off)
     val_limit: int | None = 500  # samples per validation LMDB during training (None = all)
     log_every: int = 20
     ckpt_every: int = 1000
@@ -77,11 +78,11 @@ class TrainConfig:
         # the loop divides by log_every, validates every val_every steps (0: only at the end), ...
         for name, low in (("steps", 1), ("log_every", 1), ("max_bad_steps", 1), ("val_limit", 1), ("workers", 0),
                           ("val_every", 0), ("ckpt_every", 0), ("warmup_steps", 0), ("warmup_epochs", 0),
-                          ("weight_decay", 0), ("grad_clip", 0)):
+                          ("weight_decay", 0), ("grad_clip", 0), ("val_every_s", 0), ("time_budget_s", 0)):
             v = getattr(self, name)
             if v is not None and v < low:
                 raise ValueError(f"train.{name} must be >= {low}, got {v}")
-        for name in ("time_budget_s", "val_every_s", "memory_gb"):
+        for name in ("memory_gb",):
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ValueError(f"train.{name} must be > 0 (or null for none), got {v}")
