@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True, highlight=False)  # progress, errors
 report = Console(highlight=False)  # reports meant for stdout
@@ -22,7 +23,8 @@ class BadInput(click.ClickException):
     exit_code = 2
 
     def show(self, file=None) -> None:  # Click's signature; the message goes to the shared console
-        console.print(f"[bold red]error:[/] {self.format_message()}", soft_wrap=True)
+        # the message is text, not markup: a path such as runs/[exp1] must come out as written
+        console.print(f"[bold red]error:[/] {escape(self.format_message())}", soft_wrap=True)
 
 
 def fail(message: str) -> NoReturn:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+from rich.markup import escape
 
 from glyphsr.data.decode import decode_lmdb, find_sets
 from glyphsr.data.mask_store import STATUS_FAILED, STATUS_OK, MaskStore, StoreError, check_store_source
@@ -406,7 +407,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
             try:
                 result = trainer.run(stop_after=stop_after)
             except TrainingDiverged as exc:
-                console.print(f"[bold red]error:[/] {exc}")
+                console.print(f"[bold red]error:[/] {escape(str(exc))}")
                 result, code = {"finished": False, "diverged": True}, 1
             except KeyboardInterrupt:
                 trainer.save("last")
@@ -467,7 +468,7 @@ def _put_back(out_dir: Path, aside: Path) -> None:
         if (aside / name).exists():
             (aside / name).rename(new)
     shutil.rmtree(aside, ignore_errors=True)
-    console.print(f"{out_dir}: the new run did not start; the run that was there is back as it was")
+    console.print(f"{escape(str(out_dir))}: the new run did not start; the run that was there is back as it was")
 
 
 def _check_out(out_dir: Path) -> None:

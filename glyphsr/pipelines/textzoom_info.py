@@ -12,7 +12,6 @@ from collections import Counter
 
 import click
 import numpy as np
-from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -104,7 +103,7 @@ def main(path: str, as_json: bool) -> None:
     except NotTextZoomError as exc:
         if as_json:
             click.echo(json.dumps({"path": path, "error": exc.reason}))
-        raise BadInput(escape(str(exc))) from None
+        raise BadInput(str(exc)) from None
     s = summarize(path, infos, len(ds))
     if as_json:
         click.echo(json.dumps(s, indent=2))

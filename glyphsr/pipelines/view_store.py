@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from glyphsr.pipelines._cli import console, fail
 from glyphsr.pipelines.demo_figures import GLYPH_COLORS, LINE_COLOR
@@ -105,13 +104,13 @@ def main(store: str, sample: int, screenshot: str | None, zoom: float | None) ->
     try:
         n = len(MaskStore.open(store))
     except StoreError as exc:  # missing, not a mask store, or damaged (an array missing or unreadable)
-        fail(escape(str(exc)))
+        fail(str(exc))
     if sample >= n:
         fail(f"--sample {sample}: the store has {n} samples (0..{n - 1})")
     try:
         import napari
     except ImportError:
-        fail(escape(NAPARI_MISSING))
+        fail(NAPARI_MISSING)
     viewer = open_store(store, sample)
     if zoom is not None:
         viewer.camera.zoom = zoom

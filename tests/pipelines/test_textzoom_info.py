@@ -53,3 +53,9 @@ def test_not_textzoom_exit_2(tmp_path: Path) -> None:
     path = build_lmdb(tmp_path / "plain", {"a": b"b"}, None)
     res = run(str(path), "--json")
     assert res.exit_code == 2 and "num-samples" in json.loads(res.stdout)["error"]
+
+
+def test_error_shows_a_bracketed_path_as_written(tmp_path: Path) -> None:
+    """Messages are text, not rich markup: a folder named [exp1] is not swallowed as a style tag."""
+    res = run(str(tmp_path / "[exp1]" / "train"))
+    assert res.exit_code == 2 and "[exp1]" in res.output, res.output
