@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from glyphsr.data.mask_store import STATUS_OK
@@ -31,8 +32,10 @@ def load_split(path: Path, limit: int | None
     for i in range(1, n + 1):
         try:
             rec = ds.read_raw(i)
+        except NotTextZoomError:  # the file itself is damaged, not one record
+            raise
         except TextZoomError as exc:
-            console.print(f"[yellow]skipping[/] {exc}", soft_wrap=True)
+            console.print(f"[yellow]skipping[/] {escape(str(exc))}", soft_wrap=True)
             continue
         if rec.glyph is None:
             raise BadInput(f"{path}, record {i}: no glyph_hr ground truth (not textzoom-synth data?)")

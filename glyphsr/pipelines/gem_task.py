@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from glyphsr.data.mask_store import MASK_SIZE, MAX_CHARS, STATUS_FAILED, STATUS_NO_GLYPH, STATUS_OK, write_shard
-from glyphsr.data.textzoom import TextZoomError, TextZoomLMDB, textzoom_resize
+from glyphsr.data.textzoom import NotTextZoomError, TextZoomError, TextZoomLMDB, textzoom_resize
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ def run_shard(job: ShardJob) -> dict:
         for j in range(n):
             try:
                 rec = ds.read_raw(job.start + j + 1)
+            except NotTextZoomError:  # the file itself is damaged: the shard fails, with the message, and is retried
+                raise
             except TextZoomError as exc:
                 reasons[str(job.start + j)] = exc.reason
                 continue

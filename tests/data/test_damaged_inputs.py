@@ -147,6 +147,18 @@ def test_corrupted_pages_are_one_error_not_bad_records(noisy_lmdb: Path, tmp_pat
     assert res.exit_code == 2 and "data.mdb is damaged" in res.output and "record 1" not in res.output
 
 
+def test_gem_extract_shard_fails_on_a_damaged_lmdb(noisy_lmdb: Path, tmp_path: Path) -> None:
+    """A damaged file fails the shard with its message (gem-extract lists it and a rerun retries it), instead of
+    marking every record of the shard failed in the store."""
+    from glyphsr.pipelines.gem_task import ShardJob, run_shard
+
+    path = _copy(noisy_lmdb, tmp_path / "corrupt")
+    _corrupt_overflow_pages(path)
+    with pytest.raises(NotTextZoomError, match=r"data\.mdb is damaged"):
+        run_shard(ShardJob(str(path), str(tmp_path / "never-written.zarr"), 0, 0, N, {}))
+    assert not (tmp_path / "never-written.zarr").exists()
+
+
 def test_num_samples_far_above_the_keys_is_said_once(tmp_path: Path) -> None:
     path = build_lmdb(tmp_path / "hollow", {}, "300000")
     ds = TextZoomLMDB(path)
