@@ -28,6 +28,9 @@
 #     bench_train in fp32, with cuDNN's autotuner off, and a torch.profiler table. It reuses PHASE=train's data
 #     and masks when the machine still has them, else makes 4,000 pairs.
 #   PHASE=all: both in one call (a session with more device time).
+# A session of 15 device minutes (start-up about 1.5): call 1 `PHASE=train DEADLINE_S=500 bash bench/gpu_session.sh`
+# with a timeout of 560 s, then at once (the machine stays warm, /tmp kept) call 2 `PHASE=bench DEADLINE_S=N`, N the
+# budget status reports less 60 s; then give the machine back.
 # Everything comes back through $OUT (at most 8 files of 16 MiB): results.tar.gz is rebuilt after each stage, so a
 # session cut short still returns what it measured. Environment: OUT, WORK, N_TRAIN (20000), N_TEST (1000),
 # MINUTES (training time per run, default: what the DEADLINE leaves), DEADLINE_S (520: the script budgets its
