@@ -9,8 +9,9 @@
 #        runs' batch, GRUs under autocast against float32): the faster is used by the runs (GLYPHSR_FP32_GRU);
 #        then the judge's bicubic/HR rows are cached once for all runs;
 #     3. sr-train runs side by side for the same training time, validated on the tiers (RapidOCR); RUNS picks them:
-#          main      GlyphSR, recipe short (global skip, no STN, batch 256, lr 5e-4, 100 warm-up steps, EMA)
-#          notf      recipe short without the text-focus loss (it lowered PSNR in 3-minute CPU runs; README)
+#          main      GlyphSR, recipe short (global skip, no STN, no text focus, batch 256, lr 5e-4, 100 warm-up
+#                    steps, EMA)
+#          tf        recipe short with the CRNN text focus (it lowered PSNR and, first, accuracy in CPU runs; README)
 #          cont      recipe short from the shipped weights (--init glyphsr-synth): they are replaced only by
 #                    weights that read better on the same tiers with the same judge
 #          baseline1 Baseline1 (no GPM, no GFM), recipe short (Table 2)
@@ -18,9 +19,9 @@
 #          lowcls    recipe short with the class cross-entropy at 0.1 (it was 90% of the loss on 2026-11-27)
 #          noskip, lr2e3: the 2026-11-27 ablations (short without the skip; short at lr 2e-3, 200 warm-up steps)
 #          smooth    recipe short with loss.tf_smooth (the text focus blind to alternate-row stripes; README, demo)
-#        default: main notf, or main cont when weights are shipped (each run shares the GPU: fewer runs, more
+#        default: main tf, or main cont when weights are shipped (each run shares the GPU: fewer runs, more
 #        samples each);
-#     4. the weights of main, cont or notf (raw or EMA), whichever read best at the end, exported as fp16
+#     4. the weights of main, cont or tf (raw or EMA), whichever read best at the end, exported as fp16
 #        safetensors (files under 16 MiB), and Baseline1's when it ran.
 #   PHASE=bench (DEADLINE_S: what the session has left, less a minute), most wanted first, each stage cut to what
 #     the deadline leaves: bench_train (the grid, and float32 GRUs beside it), bench_infer, the gpu-marked tests,
@@ -143,15 +144,15 @@ declare -A ARGS=(
   [lowcls]="--recipe short --set loss.w_cls=0.1"
   [lr2e3]="--recipe short --set train.lr=2e-3 --set train.warmup_steps=200"
   [baseline1]="--recipe short --variant baseline1"
-  [smooth]="--recipe short --set loss.tf_smooth=true"
+  [smooth]="--recipe short --set loss.text_focus=crnn --set loss.tf_smooth=true"
   [cont]="--recipe short --init glyphsr-synth"
-  [notf]="--recipe short --set loss.text_focus=none"
+  [tf]="--recipe short --set loss.text_focus=crnn"
 )
 PIDS=()
 if $PY -c "import sys, glyphsr.weights as w; sys.exit('glyphsr-synth' not in w.available())" 2>/dev/null; then
   RUNS=${RUNS:-main cont}  # weights are shipped: continue from them beside a fresh run
 else
-  RUNS=${RUNS:-main notf}
+  RUNS=${RUNS:-main tf}
 fi
 for name in $RUNS; do
   if [ -z "${ARGS[$name]:-}" ]; then log "unknown run $name (known: ${!ARGS[*]})"; continue; fi
@@ -180,13 +181,13 @@ done
 nvidia-smi --query-gpu=memory.used,memory.total --format=csv >> "$R/session.log" 2>&1
 pack
 
-# -- 3. export the best weights of main, cont and notf (raw or EMA), as read at the end ----------------
+# -- 3. export the best weights of main, cont and tf (raw or EMA), as read at the end ------------------
 $PY - > "$R/export.log" 2>&1 <<EXPORT
 import json
 from pathlib import Path
 from glyphsr.pipelines.sr_export import export
-best = None  # (accuracy, run, ema?) over the runs main, cont and notf: the one that read best at the end
-for name in ("main", "cont", "notf"):
+best = None  # (accuracy, run, ema?) over the runs main, cont and tf: the one that read best at the end
+for name in ("main", "cont", "tf"):
     run = Path("$W/runs") / name
     if not (run / "checkpoints" / "last").exists():
         continue

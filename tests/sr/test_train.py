@@ -159,6 +159,7 @@ def test_configuration_layers(tmp_path: Path) -> None:
     assert paper.model == SRConfig() and not paper.model.residual
     short = resolve("short")
     assert short.model.residual and not short.model.stn and short.train.batch == RECIPES["short"]["train"]["batch"]
+    assert short.loss.text_focus == "none" and resolve("paper").loss.text_focus == "crnn"
     f = tmp_path / "c.yaml"
     f.write_text("train:\n  lr: 0.005\n  batch: 32\nmodel:\n  n_gly: 3\n")
     c = resolve("short", f, ["train.batch=16", "loss.w_hog=0.05", "train.min_lr_ratio=1e-2"], variant="baseline1")
