@@ -18,6 +18,7 @@ The environment is opened lazily in each process (readonly, ``lock=False``, ``re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -275,6 +276,15 @@ class TextZoomLMDB:
             raise NotTextZoomError(self.path, f"{data_file.name} is truncated ({size:,} of {needed:,} bytes): a "
                                               "partial copy? Copy the LMDB again")
 
+    @contextlib.contextmanager
+    def _txn(self, buffers: bool = False) -> Iterator[lmdb.Transaction]:
+        """A read transaction; an lmdb failure inside it is the file's fault (:meth:`_damaged`), not a record's."""
+        try:
+            with self._env().begin(write=False, buffers=buffers) as txn:
+                yield txn
+        except lmdb.Error as exc:
+            raise self._damaged(exc) from None
+
     def _damaged(self, exc: lmdb.Error) -> NotTextZoomError:
         """The error for an lmdb failure while reading: the file, not one record, is bad."""
         name = "data.mdb" if Path(self.path).is_dir() else Path(self.path).name
@@ -323,24 +333,18 @@ class TextZoomLMDB:
         label is missing or not UTF-8 (``read_raw`` says why)."""
         n = self._num if limit is None else min(limit, self._num)
         out = []
-        try:
-            with self._env().begin(write=False, buffers=False) as txn:
-                for i in range(1, n + 1):
-                    raw = txn.get(key("label", i))
-                    try:
-                        out.append(raw.decode("utf-8") if raw is not None else "")
-                    except UnicodeDecodeError:
-                        out.append("")
-        except lmdb.Error as exc:
-            raise self._damaged(exc) from None
+        with self._txn() as txn:
+            for i in range(1, n + 1):
+                raw = txn.get(key("label", i))
+                try:
+                    out.append(raw.decode("utf-8") if raw is not None else "")
+                except UnicodeDecodeError:
+                    out.append("")
         return out
 
     def _get(self, k: bytes) -> bytes | None:
-        try:
-            with self._env().begin(write=False, buffers=False) as txn:
-                return txn.get(k)
-        except lmdb.Error as exc:
-            raise self._damaged(exc) from None
+        with self._txn() as txn:
+            return txn.get(k)
 
     def _read_num_samples(self) -> int:
         raw = self._get(KEY_NUM)
@@ -380,14 +384,11 @@ class TextZoomLMDB:
         self._check_index(index)
         if self._missing is not None:
             raise NotTextZoomError(self.path, self._missing)
-        try:
-            with self._env().begin(write=False, buffers=False) as txn:
-                hr_b = txn.get(key("image_hr", index))
-                lr_b = txn.get(key("image_lr", index))
-                lab_b = txn.get(key("label", index))
-                gly_b = txn.get(key("glyph_hr", index))
-        except lmdb.Error as exc:
-            raise self._damaged(exc) from None
+        with self._txn() as txn:
+            hr_b = txn.get(key("image_hr", index))
+            lr_b = txn.get(key("image_lr", index))
+            lab_b = txn.get(key("label", index))
+            gly_b = txn.get(key("glyph_hr", index))
         try:
             label = _decode_label(lab_b, key("label", index).decode())
             hr, hr_fmt = _decode_image(hr_b, key("image_hr", index).decode())
@@ -446,15 +447,12 @@ class TextZoomLMDB:
     def fingerprint(self) -> str:
         """A blake2b digest of every key and value: equal digests mean equal contents."""
         h = hashlib.blake2b(digest_size=16)
-        try:
-            with self._env().begin(write=False, buffers=True) as txn:
-                for k, v in txn.cursor():
-                    h.update(len(k).to_bytes(4, "little"))
-                    h.update(k)
-                    h.update(len(v).to_bytes(8, "little"))
-                    h.update(v)
-        except lmdb.Error as exc:
-            raise self._damaged(exc) from None
+        with self._txn(buffers=True) as txn:
+            for k, v in txn.cursor():
+                h.update(len(k).to_bytes(4, "little"))
+                h.update(k)
+                h.update(len(v).to_bytes(8, "little"))
+                h.update(v)
         return h.hexdigest()
 
 

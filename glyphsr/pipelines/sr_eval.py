@@ -125,7 +125,7 @@ def markdown(results: dict, sets: list[str], rows: list[tuple[str, str]], judges
 def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, precision, batch, limit, ema,
          legacy_metrics, no_cache) -> None:
     """Judge a model (or SR images) on TextZoom-format test sets: accuracy per judge, PSNR, SSIM."""
-    from glyphsr.pipelines.sr_infer import InputError, check_output_path
+    from glyphsr.pipelines._cli import check_output_path
     from glyphsr.sr.runtime import resolve_device
 
     # -- what can be refused without torch: paths, option combinations, recognizer specs ---------------------------
@@ -141,7 +141,7 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, prec
             check_output_path(Path(json_out), "--json", folder=False)
         if save_sr is not None:
             check_output_path(Path(save_sr), "--save-sr", folder=True)
-    except InputError as exc:
+    except ValueError as exc:
         fail(str(exc))
     if json_out is not None and save_sr is not None and Path(json_out).resolve() == Path(save_sr).resolve():
         fail(f"--json {json_out} and --save-sr {save_sr} name the same path: give the JSON file another name")
@@ -228,7 +228,7 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, prec
         try:
             for s in sets:
                 check_output_path(Path(save_sr) / s.name, "--save-sr", folder=True)
-        except InputError as exc:
+        except ValueError as exc:
             fail(str(exc))
     n_bad = sum(len(b) for b in bad.values())
     for name, b in bad.items():

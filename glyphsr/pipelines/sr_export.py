@@ -6,9 +6,10 @@ Writes ``OUT/model.safetensors`` (and ``OUT/model-tpg.safetensors``: the fine-tu
 own file, so no file passes ``--max-mb``) with the checkpoint's metadata; no resume state. ``load_model(OUT)``,
 ``sr-eval --checkpoint OUT`` and ``sr-infer --checkpoint OUT`` read it like any checkpoint.
 
-The weights are checked against the checkpoint's configuration first, and written into a temporary folder beside
-OUT that replaces OUT only once every file is within ``--max-mb``: a refused export leaves OUT as it was. Other
-files in OUT (a model card) are kept. An earlier export in OUT is replaced only with ``--overwrite``; the
+The weights are checked against the checkpoint's configuration first, and written into a temporary folder inside
+OUT; only once every file is within ``--max-mb`` are they moved over the old export's files, one by one (OUT itself
+stays, so ``.`` and mount points work): a refused export leaves OUT as it was. Other files in OUT (a model card)
+are kept. An earlier export in OUT is replaced only with ``--overwrite``; the
 checkpoint's own folder and training checkpoints (``state.pt``) are never written to.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from glyphsr.pipelines._cli import fail, report
+from glyphsr.pipelines._cli import check_output_path, fail, report
 
 DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 EXPORT_FILES = "model*.safetensors"  # what an export writes into OUT (and replaces)
@@ -30,9 +31,7 @@ EXPORT_FILES = "model*.safetensors"  # what an export writes into OUT (and repla
 
 def check_out(checkpoint: Path, out: Path, overwrite: bool) -> Path:
     """Refuse an OUT that exporting would damage; returns OUT with symbolic links resolved."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"OUT {out} is a file, not a folder; give a new folder (or an earlier export's) to export "
-                         "into")
+    check_output_path(out, "OUT", folder=True)
     src, dst = checkpoint.resolve(), out.resolve()
     home = src if src.is_dir() else src.parent
     if dst == home or (src.is_dir() and home in dst.parents):

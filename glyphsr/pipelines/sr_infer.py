@@ -37,7 +37,7 @@ from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from glyphsr.pipelines._cli import console, fail, report
+from glyphsr.pipelines._cli import check_output_path, console, fail, report
 from glyphsr.sr.runtime import CPU_BATCH, resolve_device
 
 EXIT_SKIPPED = 1
@@ -121,27 +121,6 @@ def sheet_names(names: Sequence[str]) -> list[str]:
     if len(names) == 1:
         return [f"{Path(names[0]).stem}.sheet.png"]
     return [f"sheet-{k + 1:03d}.png" for k in range((len(names) + SHEET_PAGE - 1) // SHEET_PAGE)]
-
-
-def check_output_path(path: Path, option: str, folder: bool) -> None:
-    """Refuse (:class:`InputError`, naming ``option`` and the path) an output that cannot be written: ``folder``: a
-    folder to fill (made when missing), else a file to write (replaced when it exists). The path itself must be a
-    folder (``folder``) or not one; every existing folder above it a folder, not a file; the nearest existing one
-    writable."""
-    for p in (path, *path.parents):
-        if not p.exists():
-            continue
-        if p == path and folder and not p.is_dir():
-            raise InputError(f"{option} {path}: not a folder (a file of that name exists): choose another path")
-        if p == path and not folder and p.is_dir():
-            raise InputError(f"{option} {path}: a folder, not a file: give a file name, e.g. {path / 'results.json'}")
-        if p != path and not p.is_dir():
-            raise InputError(f"{option} {path} cannot be {'a folder' if folder else 'written'}: {p} is a file, not "
-                             "a folder: choose another path")
-        where = p if p.is_dir() else p.parent
-        if not os.access(where, os.W_OK | os.X_OK):
-            raise InputError(f"{option} {path}: {where} is not writable here: choose another path")
-        return
 
 
 def resolve_checkpoint(spec: str | None) -> Path:

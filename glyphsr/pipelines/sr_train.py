@@ -28,7 +28,7 @@ from rich.markup import escape
 from glyphsr.data.decode import decode_lmdb, find_sets
 from glyphsr.data.mask_store import STATUS_FAILED, STATUS_OK, MaskStore, StoreError, check_store_source
 from glyphsr.data.textzoom import TextZoomError
-from glyphsr.pipelines._cli import console, fail, report
+from glyphsr.pipelines._cli import check_output_path, console, fail, report
 
 EXIT_BAD_INPUT = 2
 
@@ -350,13 +350,16 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
         fail(str(exc))
     name = f"{cfg.model.variant}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out_dir = Path(out) if out else Path("runs") / name
-    _check_out(out_dir)
+    try:
+        check_output_path(out_dir, "--out", folder=True)
+    except ValueError as exc:
+        fail(str(exc))
     replace = not resume and (out_dir / "checkpoints").exists()
     if replace and not overwrite:
         fail(f"{out_dir} already holds a run: --resume to continue it, --overwrite to replace it, or another "
              "--out")
     _check_files(cfg)
-    init_path = _check_init(init_weights, cfg.model) if init_weights else None
+    init_state = _check_init(init_weights, cfg.model) if init_weights else None
     # -- data ------------------------------------------------------------------------------------------------------
     t0 = time.perf_counter()
     try:
@@ -398,7 +401,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
         with Display(out_dir) if rank == 0 else _Null() as display:
             try:  # the display first: the trainer reports its preparation (the text-focus targets) to it
                 trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, resume=resume,
-                                  init_weights=init_path, callback=display if rank == 0 else None)
+                                  init_weights=init_state, callback=display if rank == 0 else None)
             except (ValueError, OSError, CheckpointError) as exc:
                 fail(str(exc))
             if aside is not None:
@@ -471,17 +474,6 @@ def _put_back(out_dir: Path, aside: Path) -> None:
     console.print(f"{escape(str(out_dir))}: the new run did not start; the run that was there is back as it was")
 
 
-def _check_out(out_dir: Path) -> None:
-    """The run folder must be a folder (or be made as one): no file at its path or above it."""
-    for p in (out_dir, *out_dir.parents):
-        if p.exists():
-            if p == out_dir and not p.is_dir():
-                fail(f"--out {out_dir}: a file of that name exists, not a folder: give a folder for the run")
-            if not p.is_dir():
-                fail(f"--out {out_dir}: {p} is a file, so no folder can be made under it: give another --out")
-            return
-
-
 def _read_run_json(out: Path) -> dict:
     """What the run in ``out`` trained on (its run.json), for --resume; a missing or damaged file is refused."""
     p = out / "run.json"
@@ -523,8 +515,9 @@ def _check_files(cfg) -> None:
             fail(f"{key}={path}: no such file")
 
 
-def _check_init(name: str, model_cfg) -> str:
-    """``--init``'s weights, read and fitted to this run's network before the data is loaded; returns their path."""
+def _check_init(name: str, model_cfg) -> dict:
+    """``--init``'s weights, read and fitted to this run's network before the data is loaded; returns them (the
+    trainer loads them as they are, without reading the file again)."""
     import dataclasses
 
     from glyphsr.sr.checkpoint import CheckpointError, load_state, read_weights
@@ -552,7 +545,7 @@ def _check_init(name: str, model_cfg) -> str:
         hint = (f"; they were trained with {', '.join(diff)}: give those settings (--set model.KEY=VALUE) or other "
                 "weights" if diff else "")
         fail(f"--init {name} does not fit this run's configuration: {detail}{hint}")
-    return path
+    return state
 
 
 def _finish(trainer, out_dir: Path, result: dict, info: dict) -> None:

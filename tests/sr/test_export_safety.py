@@ -86,7 +86,7 @@ def test_out_that_would_be_damaged_is_refused(checkpoint: Path, tmp_path: Path) 
         (link, "the checkpoint's own folder"),
         (checkpoint / "export", "inside the checkpoint's own folder"),
         (checkpoint.parent, "holds the checkpoint"),
-        (tmp_path / "file", "is a file"),
+        (tmp_path / "file", "not a folder (a file of that name exists)"),
     ]
     for out, words in cases:
         for extra in ([], ["--overwrite"]):

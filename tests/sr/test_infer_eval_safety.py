@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
-from glyphsr.pipelines import sr_eval, sr_infer
+from glyphsr.pipelines import _cli, sr_eval, sr_infer
 from glyphsr.sr.checkpoint import write_checkpoint
 from glyphsr.sr.modeling import SRConfig, build_model
 from glyphsr.sr.runtime import resolve_device
@@ -113,8 +113,8 @@ def test_out_under_a_file_or_a_folder_in_the_way(ckpt: Path, tmp_path: Path) -> 
 
 def test_an_unwritable_out_is_refused(tmp_path: Path, monkeypatch) -> None:
     word().save(tmp_path / "a.png")
-    monkeypatch.setattr(sr_infer.os, "access", lambda path, mode: False)  # the tests may run as root
-    with pytest.raises(sr_infer.InputError, match=re.escape(f"--out {tmp_path / 'o'}: {tmp_path} is not writable")):
+    monkeypatch.setattr(_cli.os, "access", lambda path, mode: False)  # the tests may run as root
+    with pytest.raises(ValueError, match=re.escape(f"--out {tmp_path / 'o'}: {tmp_path} is not writable")):
         sr_infer.plan_run([str(tmp_path / "a.png")], tmp_path / "o", sheet=False, overwrite=False)
 
 

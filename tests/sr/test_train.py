@@ -238,3 +238,17 @@ def test_class_weight_scales_the_class_term_only() -> None:
     torch.testing.assert_close(tenth["cls"], one["cls"] * 0.1)
     for k in ("pix", "hog", "line", "char"):
         torch.testing.assert_close(tenth[k], one[k])
+
+
+def test_init_weights_from_a_checkpoint_or_a_state_read_already(tmp_path: Path) -> None:
+    """A new run starts from other weights: a checkpoint folder, or the state dict sr-train's --init check read."""
+    cfg = tiny_config(steps=1)
+    torch.manual_seed(7)
+    src = build_model(cfg.model).state_dict()
+    ckpt = write_checkpoint(tmp_path / "src", src, {"config": cfg.to_dict(), "step": 5})
+    for init in (ckpt, read_weights(ckpt)[0]):
+        trainer = Trainer(cfg, tiny_data(), tmp_path / "run", init_weights=init)
+        got = trainer.model.state_dict()
+        assert all(torch.equal(got[k], v) for k, v in src.items()) and trainer.step == 0
+    with pytest.raises(CheckpointError, match="--init weights"):
+        Trainer(cfg, tiny_data(), tmp_path / "run", init_weights={"nope": torch.zeros(1)})

@@ -73,7 +73,7 @@ class Trainer:
     def __init__(self, config: RunConfig, data: TrainTensors, out_dir: str | os.PathLike,
                  device: torch.device | str = "cpu", *, val_sets: Sequence[EvalSet] = (), judge=None,
                  callback: Callable[[dict], None] | None = None, resume: bool = False,
-                 init_weights: str | os.PathLike | None = None, criterion: GlyphSRLoss | None = None):
+                 init_weights: str | os.PathLike | dict | None = None, criterion: GlyphSRLoss | None = None):
         self.cfg = config
         self.tc = config.train
         self.device = torch.device(device)
@@ -86,9 +86,10 @@ class Trainer:
         self.judge = judge
         torch.manual_seed(self.tc.seed)
         self.model = build_model(config.model).to(self.device)
-        if init_weights is not None:  # continue from other weights (e.g. the shipped ones): a new run
-            state, _ = read_weights(init_weights)
-            load_state(self.model, state, str(init_weights))
+        if init_weights is not None:  # continue from other weights (e.g. the shipped ones): a new run; a path, or
+            # the state dict a caller has read and checked already (sr-train's --init)
+            state = init_weights if isinstance(init_weights, dict) else read_weights(init_weights)[0]
+            load_state(self.model, state, "--init weights" if isinstance(init_weights, dict) else str(init_weights))
         self.crit = (criterion or GlyphSRLoss(config.loss)).to(self.device)
         self.data = data.to(self.device)
         self.autocast = use_bf16(self.tc.precision, self.device)
