@@ -133,9 +133,11 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
 @click.option("--row", type=click.Choice(["model", "model_ema"]), default="model", show_default=True,
               help="Which row of the evaluation the shipped weights are.")
 def main(weights, eval_json, run, data, device, row) -> None:
+    from glyphsr.sr.checkpoint import CheckpointError
+
     try:
         text, facts = build_card(weights, eval_json, run, data, device, row)
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, CheckpointError) as exc:  # ValueError covers a JSON file that does not parse
         sys.exit(f"error: {exc}")
     for name, body in (("README.md", text), ("card.json", json.dumps(facts, indent=1))):
         tmp = weights / f".{name}.tmp"
