@@ -72,7 +72,9 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         "config": cfg, "judge": judge, "row": row,
         "eval": {t: {"n": ev["sets"][t], "bicubic": acc[t]["bicubic"], "sr": acc[t][row], "hr": acc[t].get("hr"),
                      "psnr": {k: metrics[t][k]["psnr"] for k in ("bicubic", row)},
-                     "ssim": {k: metrics[t][k]["ssim"] for k in ("bicubic", row)}} for t in TIERS},
+                     "ssim": {k: metrics[t][k]["ssim"] for k in ("bicubic", row)},
+                     "versus_bicubic": ev.get("versus_bicubic", {}).get(judge, {}).get(t, {}).get(row)}
+                 for t in TIERS},
         "average": {k: ev["average"][judge].get(k) for k in ("bicubic", row, "hr")},
         "curve": _curve(run) if run else [],
     }
@@ -110,6 +112,17 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
                      f"{e['ssim'][row]:.4f} |")
     a = facts["average"]
     lines += [f"| average (by tier size) | | {_pct(a['bicubic'])} | {_pct(a[row])} | {_pct(a['hr'])} | | | | |", ""]
+    if all(facts["eval"][t]["versus_bicubic"] for t in TIERS):
+        lines += ["Against bicubic image by image (the same images, the same judge): the accuracy difference in "
+                  "points with its 95% interval, the images SR reads right and bicubic wrong (fixed) and the reverse "
+                  "(broken), and the exact McNemar test's p.", "",
+                  "| tier | SR - bicubic | 95% interval | fixed | broken | p |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for t in TIERS:
+            v = facts["eval"][t]["versus_bicubic"]
+            lines.append(f"| {t} | {v['delta'] * 100:+.1f} | [{v['ci95'][0] * 100:+.1f}, {v['ci95'][1] * 100:+.1f}] "
+                         f"| {v['fixed']} | {v['broken']} | {v['p']:.2g} |")
+        lines.append("")
     if facts["curve"]:
         lines += ["## Curve during training (validation subsets)", "", "| samples seen | SR | EMA | bicubic |",
                   "| --- | --- | --- | --- |"]

@@ -193,10 +193,12 @@ class Display:
             res = e["results"]
             parts = []
             for name, rows in res["sets"].items():
+                vs = res.get("versus_bicubic", {}).get(name, {}).get("sr")  # image by image: fixed / broken
                 parts.append(f"{name} {rows['sr']['accuracy'] * 100:.1f}% (bicubic "
-                             f"{rows['bicubic']['accuracy'] * 100:.1f}%)")
+                             f"{rows['bicubic']['accuracy'] * 100:.1f}%"
+                             + (f", +{vs['fixed']}/-{vs['broken']} images" if vs else "") + ")")
             console.print(f"[cyan]validation[/] step {e['step']:,}: " + ", ".join(parts)
-                          + f"; average {e['accuracy'] * 100:.2f}% (best {e['best'] * 100:.2f}%)")
+                          + f"; average {e['accuracy'] * 100:.2f}% (best {e['best'] * 100:.2f}%)", soft_wrap=True)
             if self.tb is not None:
                 for name, rows in res["sets"].items():
                     for row, v in rows.items():

@@ -77,6 +77,8 @@ def test_table_json_and_saved_images(first_run) -> None:
     assert list(metrics) == ["method", "bicubic", "model", "model (EMA)", "HR"] and metrics["method"] == TIERS
     assert metrics["HR"] == ["100.00 / 1.0000"] * 3
     assert "biased" not in res.output  # rapidocr took no part in training
+    vs = table(res.output, "**Against bicubic, image by image, judge rapidocr**")
+    assert list(vs) == ["method", "model", "model (EMA)"] and vs["method"] == TIERS
 
     assert out["sets"] == dict.fromkeys(TIERS, LIMIT) and out["bad_records"] == {t: {} for t in TIERS}
     assert out["biased"] == {"rapidocr": None} and out["model_step"] == 0
@@ -90,6 +92,15 @@ def test_table_json_and_saved_images(first_run) -> None:
             assert f"{out['accuracy']['rapidocr'][t][r] * 100:.1f}%" == acc[
                 {"model_ema": "model (EMA)", "hr": "HR"}.get(r, r)][TIERS.index(t)]
         assert 5 < out["metrics"][t]["bicubic"]["psnr"] < 40 and out["metrics"][t]["model"]["psnr"] < 40
+        for r, label in (("model", "model"), ("model_ema", "model (EMA)")):  # image by image against bicubic
+            v = out["versus_bicubic"]["rapidocr"][t][r]
+            assert v["n"] == LIMIT and 0 <= v["fixed"] + v["broken"] <= LIMIT and 0 <= v["p"] <= 1
+            assert v["delta"] == pytest.approx(out["accuracy"]["rapidocr"][t][r] - out["accuracy"]["rapidocr"][t][
+                "bicubic"]) == pytest.approx((v["fixed"] - v["broken"]) / LIMIT)
+            assert v["ci95"][0] <= v["delta"] <= v["ci95"][1]
+            assert vs[label][TIERS.index(t)].startswith(f"{v['delta'] * 100:+.1f} [")
+            assert f", {v['fixed']} / {v['broken']}, p " in vs[label][TIERS.index(t)]
+        assert set(out["versus_bicubic"]["rapidocr"][t]) == {"model", "model_ema"}
     assert out["metrics"]["easy"]["model"] != out["metrics"]["easy"]["model_ema"]  # EMA weights judged apart
     avg = out["average"]["rapidocr"]["bicubic"]
     a = out["accuracy"]["rapidocr"]

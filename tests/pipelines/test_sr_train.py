@@ -43,6 +43,10 @@ def test_run_folder_validation_and_checkpoints(synth_store: Path, tmp_path: Path
         assert set(rows) == {"bicubic", "sr", "hr"} and rows["hr"]["n"] == 6
         assert rows["hr"]["psnr"] == 100.0 and rows["hr"]["ssim"] == pytest.approx(1.0)
     assert "ema" in vals[-1]["results"]
+    vs = vals[-1]["results"]["versus_bicubic"]  # the SR row against bicubic, image by image
+    assert set(vs) == {"easy", "medium", "hard"} and all(set(v) == {"sr"} and v["sr"]["n"] == 6 for v in vs.values())
+    assert f"(bicubic {sets['hard']['bicubic']['accuracy'] * 100:.1f}%, +{vs['hard']['sr']['fixed']}/-" \
+        f"{vs['hard']['sr']['broken']} images)" in res.output
     assert [e["step"] for e in events if e["kind"] == "train"] == [1, 2, 3]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["samples_seen"] == 6 and summary["data"]["used"] == 40

@@ -314,3 +314,52 @@ def test_reference_rows_agree_with_calibrate_tiers(synth_dir) -> None:
         assert got == expected, s.name
         np.testing.assert_array_equal(ours.seen[0], calib.seen[1], err_msg=f"{s.name}: bicubic images")
         np.testing.assert_array_equal(ours.seen[1], calib.seen[0], err_msg=f"{s.name}: HR images")
+
+
+def test_paired_counts_and_interval_by_hand() -> None:
+    #                     model:   1  1  1  0  0  1  0  1
+    #                     bicubic: 0  0  1  1  0  1  0  0  -> fixed 3, broken 1
+    model = np.array([1, 1, 1, 0, 0, 1, 0, 1], dtype=bool)
+    bicubic = np.array([0, 0, 1, 1, 0, 1, 0, 0], dtype=bool)
+    v = ev.paired(model, bicubic)
+    assert (v["n"], v["fixed"], v["broken"]) == (8, 3, 1)
+    assert v["delta"] == pytest.approx(model.mean() - bicubic.mean()) == pytest.approx(0.25)
+    half = 1.959964 * math.sqrt((4 / 8 - 0.25 ** 2) / 8)
+    assert v["ci95"] == pytest.approx([0.25 - half, 0.25 + half])
+    assert v["p"] == pytest.approx(2 * (1 + 4) / 16)  # P(X <= 1), X ~ Bin(4, 1/2), doubled
+    same = ev.paired(model, model)
+    assert (same["fixed"], same["broken"], same["delta"], same["p"]) == (0, 0, 0.0, 1.0)
+    assert ev.paired(np.zeros(0, bool), np.zeros(0, bool))["p"] == 1.0
+    with pytest.raises(ValueError, match="reference readings"):
+        ev.paired(model, bicubic[:5])
+
+
+def test_paired_p_is_the_exact_binomial_test() -> None:
+    from scipy.stats import binomtest
+
+    rng = np.random.default_rng(0)
+    for n in (7, 100, 1000, 4000):
+        a, b = rng.random(n) < 0.45, rng.random(n) < rng.uniform(0.3, 0.6)
+        v = ev.paired(a, b)
+        m = v["fixed"] + v["broken"]
+        assert v["p"] == pytest.approx(binomtest(v["fixed"], m, 0.5).pvalue, rel=1e-9, abs=1e-300)
+    # a clear win is significant, a near tie is not
+    assert ev.paired(np.r_[np.ones(60, bool), np.zeros(40, bool)], np.zeros(100, bool))["p"] < 1e-10
+    tie = ev.paired(np.r_[np.ones(10, bool), np.zeros(90, bool)], np.r_[np.zeros(10, bool), np.ones(9, bool),
+                                                                       np.zeros(81, bool)])
+    assert (tie["fixed"], tie["broken"]) == (10, 9) and tie["p"] == 1.0 and tie["ci95"][0] < 0 < tie["ci95"][1]
+
+
+def test_summary_has_each_model_row_against_bicubic() -> None:
+    results = {t: {"bicubic": {"n": 4, "accuracy": 0.25, "psnr": 1.0, "ssim": 0.5,
+                               "correct": np.array([1, 0, 0, 0], bool)},
+                   "sr": {"n": 4, "accuracy": 0.5, "psnr": 2.0, "ssim": 0.6, "correct": np.array([0, 1, 1, 0], bool)},
+                   "hr": {"n": 4, "accuracy": 1.0, "psnr": 100.0, "ssim": 1.0, "correct": np.ones(4, bool)}}
+               for t in ("easy", "hard")}
+    s = ev.summary(results)
+    assert list(s["versus_bicubic"]) == ["easy", "hard"] and list(s["versus_bicubic"]["easy"]) == ["sr"]
+    assert (s["versus_bicubic"]["hard"]["sr"]["fixed"], s["versus_bicubic"]["hard"]["sr"]["broken"]) == (2, 1)
+    for v in results.values():  # rows without per-image readings (read back from JSON) give no comparison
+        for row in v.values():
+            del row["correct"]
+    assert "versus_bicubic" not in ev.summary(results)

@@ -52,6 +52,10 @@ def test_card_from_weights_eval_and_run(synth_dir: Path, tmp_path: Path) -> None
                                                            acc[tier]["model"], acc[tier]["hr"])
         assert (f"| {tier} | {e['n']:,} | {100 * e['bicubic']:.1f}% | {100 * e['sr']:.1f}% | {100 * e['hr']:.1f}% | "
                 f"{metrics[tier]['bicubic']['psnr']:.2f} | {metrics[tier]['model']['psnr']:.2f} |") in card
+        v = ev["versus_bicubic"]["rapidocr"][tier]["model"]  # the image-by-image comparison, as sr-eval wrote it
+        assert e["versus_bicubic"] == v
+        assert f"| {tier} | {v['delta'] * 100:+.1f} | [{v['ci95'][0] * 100:+.1f}, " in card
+        assert f"| {v['fixed']} | {v['broken']} | {v['p']:.2g} |" in card
     assert [c["step"] for c in facts["curve"]] == [0, 1234]  # the repeated final validation once
 
     (weights / "README.md").write_text("kept")
