@@ -122,7 +122,7 @@ def markdown(results: dict, sets: list[str], rows: list[tuple[str, str]], judges
               help="LMDB, TextZoom's test/ or a textzoom-synth folder (repeatable).")
 @click.option("--recognizer", "recognizers", multiple=True, default=("rapidocr",), show_default=True,
               help="NAME[:WEIGHTS], comma-separated or repeated: rapidocr, easyocr, crnn:crnn.pth, "
-                   "aster:demo.pth.tar, moran:demo.pth.")
+                   "aster:demo.pth.tar, moran:demo.pth, parseq:parseq-bb5792a6.pt.")
 @click.option("--json", "json_out", default=None, type=click.Path(),
               help="Write every figure as JSON to this file (its folder is made when missing).")
 @click.option("--save-sr", default=None, type=click.Path(),
