@@ -12,8 +12,10 @@ Data are random images with random pseudo-labels (the loop's cost does not depen
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
+import os
 import resource
 import time
 
@@ -101,6 +103,21 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
     return p.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
 
 
+@contextlib.contextmanager
+def _environ(env: dict[str, str]):
+    """Set these environment variables for the block, then put back what was there."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @click.command()
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--variant", "variants", multiple=True, type=click.Choice(sorted(VARIANTS)))
@@ -113,8 +130,12 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
 @click.option("--gru-fp32", is_flag=True,
               help="Also measure the first variant and bf16 at each batch with the SR blocks' GRUs in float32 under "
                    "autocast (GLYPHSR_FP32_GRU; the CPU's default).")
+@click.option("--gru-scan", is_flag=True,
+              help="Also measure the first variant and bf16 at each batch with the GRUs as a scan of ordinary "
+                   "operations (GLYPHSR_GRU=scan), and --compile with it.")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
-def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp32, do_profile, no_record) -> None:
+def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp32, gru_scan, do_profile,
+         no_record) -> None:
     variants = variants or ("full", "baseline1")
     batches = batches or (48,)
     precisions = precisions or (("bf16",) if device.startswith("cuda") else ("fp32",))
@@ -128,35 +149,36 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
                     r = {"variant": v, "batch": b, "precision": p, "error": f"{type(exc).__name__}: {exc}"[:300]}
                 print(json.dumps(r), flush=True)
                 results.append(r)
+    from glyphsr.sr.modeling import sr_branch
+
+    kind = device.split(":")[0]
+    extra = []  # (label, environment) of the GRU settings measured beside the default, bf16 only
     if gru_fp32 and "bf16" in precisions:
-        import os
-
-        from glyphsr.sr.modeling import sr_branch
-
-        kind = device.split(":")[0]
-        saved = os.environ.get(sr_branch.FP32_GRU_ENV)
-        os.environ[sr_branch.FP32_GRU_ENV] = ",".join(sorted(sr_branch.float32_gru_devices() | {kind}))
-        try:
+        extra.append(("fp32", {sr_branch.FP32_GRU_ENV: ",".join(sorted(sr_branch.float32_gru_devices() | {kind}))}))
+    if gru_scan and "bf16" in precisions:
+        extra.append(("scan", {sr_branch.GRU_IMPL_ENV: "scan"}))
+    for label, env in extra:
+        with _environ(env):
             for b in batches:
                 try:
-                    r = {**measure(variants[0], b, "bf16", device, steps, warmup), "gru": "fp32"}
+                    r = {**measure(variants[0], b, "bf16", device, steps, warmup), "gru": label}
                 except Exception as exc:  # noqa: BLE001
-                    r = {"variant": variants[0], "batch": b, "precision": "bf16", "gru": "fp32",
+                    r = {"variant": variants[0], "batch": b, "precision": "bf16", "gru": label,
                          "error": f"{type(exc).__name__}: {exc}"[:300]}
                 print(json.dumps(r), flush=True)
                 results.append(r)
-        finally:
-            if saved is None:
-                os.environ.pop(sr_branch.FP32_GRU_ENV)
-            else:
-                os.environ[sr_branch.FP32_GRU_ENV] = saved
     if compile_:
-        try:
-            r = measure(variants[0], batches[-1], precisions[0], device, steps, warmup + 3, compile_=True)
-        except Exception as exc:  # noqa: BLE001
-            r = {"variant": variants[0], "compile": True, "error": f"{type(exc).__name__}: {exc}"[:300]}
-        print(json.dumps(r), flush=True)
-        results.append(r)
+        for label, env in [("", {})] + ([("scan", {sr_branch.GRU_IMPL_ENV: "scan"})] if gru_scan else []):
+            with _environ(env):
+                try:
+                    r = measure(variants[0], batches[-1], precisions[0], device, steps, warmup + 3, compile_=True)
+                except Exception as exc:  # noqa: BLE001
+                    r = {"variant": variants[0], "batch": batches[-1], "precision": precisions[0], "compile": True,
+                         "error": f"{type(exc).__name__}: {exc}"[:300]}
+            if label:
+                r["gru"] = label
+            print(json.dumps(r), flush=True)
+            results.append(r)
     prof = None
     if do_profile:
         prof = profile(variants[0], batches[-1], precisions[0], device)
@@ -164,7 +186,8 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
     import torch
 
     dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
-    summary = "; ".join(f"{r['variant']} b{r['batch']} {r['precision']}{' gru fp32' if r.get('gru') else ''}"
+    summary = "; ".join(f"{r['variant']} b{r['batch']} {r['precision']}"
+                        + (f" gru {r['gru']}" if r.get("gru") else "") + (" compiled" if r.get("compile") else "")
                         + ("" if "error" in r else f" {r['samples_per_s']:.3g}/s {r['peak_gb']:.1f} GB")
                         for r in results)
     record("bench_train", {"results": results, "torch": torch.__version__}, summary, device=dev_name,

@@ -6,7 +6,9 @@
 #   PHASE=train (the default; DEADLINE_S=520 in a call of 600 s):
 #     1. textzoom-synth: N_TRAIN training pairs (seed 0) and N_TEST per test tier;
 #     2. gem-extract on the CPU workers, while the GPU runs a bf16 smoke step and the GRU A/B (bench_train at the
-#        runs' batch, GRUs under autocast against float32): the faster is used by the runs (GLYPHSR_FP32_GRU);
+#        runs' batch: cuDNN's GRUs under autocast, in float32, and as a scan of ordinary operations): the fastest
+#        (the default unless another is 5% faster) is used by the runs (GLYPHSR_FP32_GRU or GLYPHSR_GRU, kept in
+#        $WORK/gru.env);
 #        then the judge's bicubic/HR rows are cached once for all runs;
 #     3. sr-train runs side by side for the same training time, validated on the tiers (RapidOCR); RUNS picks them:
 #          main      GlyphSR, recipe short (global skip, no STN, no text focus, batch 256, lr 5e-4, 100 warm-up
@@ -24,9 +26,10 @@
 #     4. the weights of main, cont or tf (raw or EMA), whichever read best at the end, exported as fp16
 #        safetensors (files under 16 MiB), and Baseline1's when it ran.
 #   PHASE=bench (DEADLINE_S: what the session has left, less a minute), most wanted first, each stage cut to what
-#     the deadline leaves: bench_train (the grid, and float32 GRUs beside it), bench_infer, the gpu-marked tests,
-#     torchrun with 2 processes on the one GPU against one process, same global batch and steps (Target 3), then
-#     bench_train in fp32, with cuDNN's autotuner off, and a torch.profiler table. It reuses PHASE=train's data
+#     the deadline leaves: bench_train (the grid, and float32 and scanned GRUs beside it), bench_infer, the
+#     gpu-marked tests, torchrun with 2 processes on the one GPU against one process, same global batch and steps
+#     (Target 3), then bench_train in fp32, with cuDNN's autotuner off, torch.compile of the native and the scanned
+#     GRUs, and a torch.profiler table (the GRUs as the runs had them). It reuses PHASE=train's data
 #     and masks when the machine still has them, else makes 4,000 pairs.
 #   PHASE=all: both in one call (a session with more device time).
 # A session of 15 device minutes (start-up about 1.5): call 1 `PHASE=train DEADLINE_S=500 bash bench/gpu_session.sh`
@@ -36,7 +39,7 @@
 # session cut short still returns what it measured. Environment: OUT, WORK, N_TRAIN (20000), N_TEST (1000),
 # MINUTES (training time per run, default: what the DEADLINE leaves), DEADLINE_S (520: the script budgets its
 # stages to end by then), VAL_N (500 per tier at the end, 200 during training), RUNS, MAIN_ARGS (the main run's
-# options), SKIP_DDP=1, JUDGE_THREADS, VAL_EVERY_S (60), PREC (bf16), GLYPHSR_FP32_GRU (skips the A/B).
+# options), SKIP_DDP=1, JUDGE_THREADS, VAL_EVERY_S (60), PREC (bf16), GLYPHSR_FP32_GRU or GLYPHSR_GRU (skip the A/B).
 set -u
 T0=$(date +%s)
 OUT=${OUT:-/tmp/gpu-out}; W=${WORK:-/tmp/gpu-work}
@@ -99,21 +102,24 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
                 torch.zeros(8, 15, 32, 128, device="cuda"))["total"]
 loss.backward(); print("bf16 step ok", float(loss))
 SMOKE
-if [ -z "${GLYPHSR_FP32_GRU:-}" ] && [ "$PREC" = bf16 ] && [ "$DEVICE" = cuda ]; then
-  log "GRU A/B: bench_train, GlyphSR at batch 256, GRUs under autocast against float32"
-  timeout 120 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision bf16 --steps 10 \
-    --warmup 4 --gru-fp32 --no-record > "$R/gru_ab.jsonl" 2> "$R/gru_ab.err"
-  GRU=$($PY - "$R/gru_ab.jsonl" <<'AB'
+if [ -z "${GLYPHSR_FP32_GRU:-}${GLYPHSR_GRU:-}" ] && [ "$PREC" = bf16 ] && [ "$DEVICE" = cuda ]; then
+  log "GRU A/B: bench_train, GlyphSR at batch 256: cuDNN's GRUs under autocast, in float32, and as a scan"
+  timeout 150 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision bf16 --steps 10 \
+    --warmup 4 --gru-fp32 --gru-scan --no-record > "$R/gru_ab.jsonl" 2> "$R/gru_ab.err"
+  $PY - "$R/gru_ab.jsonl" > "$W/gru.env" <<'AB'
 import json, sys
 rows = [json.loads(x) for x in open(sys.argv[1]) if x.startswith("{")]
 speed = {r.get("gru", "autocast"): r.get("samples_per_s", 0) for r in rows}
-print("cpu,cuda" if speed.get("fp32", 0) > 1.05 * speed.get("autocast", 0) else "cpu", speed)
+env = {"autocast": "", "fp32": "export GLYPHSR_FP32_GRU=cpu,cuda", "scan": "export GLYPHSR_GRU=scan"}
+best = max(speed, key=speed.get) if speed else "autocast"
+if speed.get(best, 0) <= 1.05 * speed.get("autocast", 0):  # the default unless another is clearly faster
+    best = "autocast"
+print(env.get(best, ""), f"# GRU A/B (samples/s): {speed} -> {best}")
 AB
-)
-  log "GRU A/B (samples/s): ${GRU#* }"
-  export GLYPHSR_FP32_GRU=${GRU%% *}
+  log "$(cat "$W/gru.env")"
+  . "$W/gru.env"
 fi
-log "GLYPHSR_FP32_GRU=${GLYPHSR_FP32_GRU:-} (the runs' GRUs in float32 on these devices)"
+log "GLYPHSR_FP32_GRU=${GLYPHSR_FP32_GRU:-} GLYPHSR_GRU=${GLYPHSR_GRU:-} (how the runs' GRUs run)"
 wait_gem
 log "judge's reference rows (bicubic, HR) cached once for all runs"
 $PY - > "$R/reference.log" 2>&1 <<REF
@@ -215,10 +221,10 @@ wait_gem  # its CPU workers would share the machine with the benchmarks
 budget() {  # budget N: N seconds or what the deadline leaves (less 10 s), whichever is less; 0 below 15 s
   local left=$(( DEADLINE_S - $(el) - 10 )); local t=$(( $1 < left ? $1 : left )); echo $(( t < 15 ? 0 : t ))
 }
-unset GLYPHSR_FP32_GRU  # the benchmarks measure the default and, beside it, float32 GRUs
-t=$(budget 150); log "bench_train (${t} s)"
+unset GLYPHSR_FP32_GRU GLYPHSR_GRU  # the benchmarks measure the default and, beside it, the other GRUs
+t=$(budget 200); log "bench_train (${t} s)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --variant baseline1 \
-  --batch 48 --batch 128 --batch 512 --precision "$PREC" --steps 15 --warmup 5 --gru-fp32 --no-record \
+  --batch 48 --batch 128 --batch 512 --precision "$PREC" --steps 15 --warmup 5 --gru-fp32 --gru-scan --no-record \
   > "$R/bench_train.jsonl" 2> "$R/bench_train.err"
 log "bench_train rc $?"
 pack
@@ -261,7 +267,13 @@ echo '{"note": "the next line: cuDNN autotuner off (GLYPHSR_CUDNN_BENCHMARK=0)"}
   --batch 512 --precision "$PREC" --steps 15 --warmup 5 --no-record >> "$R/bench_train.jsonl" \
   2>> "$R/bench_train.err"
 pack
-t=$(budget 60); log "torch.profiler table (${t} s)"
+t=$(budget 180); log "bench_train, torch.compile of the native and the scanned GRUs (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 256 \
+  --precision "$PREC" --steps 10 --warmup 3 --compile --gru-scan --no-record >> "$R/bench_train.jsonl" \
+  2>> "$R/bench_train.err"
+pack
+t=$(budget 60); log "torch.profiler table (${t} s), the GRUs as the training runs had them"
+[ -f "$W/gru.env" ] && . "$W/gru.env"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 256 \
   --precision "$PREC" --steps 5 --warmup 3 --profile --no-record > "$R/bench_train_profile.txt" 2>&1
 fi

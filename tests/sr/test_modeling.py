@@ -228,3 +228,57 @@ def test_gru_precision_under_autocast(monkeypatch) -> None:
         monkeypatch.setenv("GLYPHSR_FP32_GRU", "gpu")
         with pytest.raises(ValueError, match="GLYPHSR_FP32_GRU='gpu'"):
             under_autocast()
+
+
+@pytest.mark.parametrize("bidirectional, n, steps, cin, hid", [(True, 5, 7, 6, 4), (False, 3, 9, 6, 4),
+                                                                (True, 2, 1, 3, 2)])
+def test_gru_scan_equals_the_native_gru_with_gradients(bidirectional, n, steps, cin, hid) -> None:
+    """gru_scan is nn.GRU's arithmetic: outputs and every gradient agree to float64 rounding."""
+    from glyphsr.sr.modeling.sr_branch import gru_scan
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(cin, hid, bidirectional=bidirectional, batch_first=True).double()
+    for p in gru.parameters():  # biases away from zero, so that a swapped gate or bias would show
+        torch.nn.init.uniform_(p, -1, 1)
+    x = torch.randn(n, steps, cin, dtype=torch.float64, requires_grad=True)
+    ref, out = gru(x)[0], gru_scan(gru, x)
+    assert out.shape == ref.shape == (n, steps, hid * (2 if bidirectional else 1))
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    w = torch.randn_like(ref)
+    g_ref = torch.autograd.grad((ref * w).sum(), [x, *gru.parameters()])
+    g_out = torch.autograd.grad((out * w).sum(), [x, *gru.parameters()])
+    for a, b in zip(g_out, g_ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="one-layer batch-first"):
+        gru_scan(torch.nn.GRU(cin, hid, num_layers=2, batch_first=True), x.float())
+
+
+def test_glyphsr_gru_selects_the_implementation(monkeypatch) -> None:
+    """GLYPHSR_GRU=scan runs the whole network's GRUs as gru_scan: the same output as the native GRUs (float32
+    rounding), and under bfloat16 autocast as close to float32 as the native GRU; a bad value is refused by name."""
+    from glyphsr.sr.modeling import sr_branch
+
+    torch.manual_seed(0)
+    model = build_model(SRConfig(c_sr=16, c_tp=8, n_blocks=2, n_gly=1, tpg_pretrained=False)).eval()
+    x = torch.rand(2, 4, 16, 64)
+    calls = []
+    real = sr_branch.gru_scan
+    monkeypatch.setattr(sr_branch, "gru_scan", lambda g, s: calls.append(s.shape) or real(g, s))
+    with torch.no_grad():
+        monkeypatch.setenv("GLYPHSR_GRU", "")  # empty: native, as unset
+        native = model(x).sr
+        assert calls == []
+        monkeypatch.setenv("GLYPHSR_GRU", "scan")
+        scan = model(x).sr
+        assert len(calls) == 2 * 2 + 1  # two GruBlocks per SR block, and the GPM's
+        torch.testing.assert_close(scan, native, rtol=0, atol=1e-5)
+        gru = torch.nn.GRU(16, 8, bidirectional=True, batch_first=True)
+        seq = torch.randn(4, 12, 16)
+        ref = gru(seq)[0]
+        monkeypatch.setenv("GLYPHSR_FP32_GRU", "none")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = sr_branch.run_gru(gru, seq)
+        assert low.dtype == torch.bfloat16 and 1e-4 < (low.float() - ref).abs().max() < 0.05
+        monkeypatch.setenv("GLYPHSR_GRU", "cudnn")
+        with pytest.raises(ValueError, match="GLYPHSR_GRU='cudnn'"):
+            model(x)

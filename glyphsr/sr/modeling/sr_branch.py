@@ -43,15 +43,70 @@ def float32_gru_devices() -> set[str]:
     return kinds
 
 
+#: How the GRUs run: ``native`` (``nn.GRU``: cuDNN on CUDA, oneDNN on the CPU) or ``scan`` (:func:`gru_scan`, the
+#: same arithmetic as a loop of ordinary operations over the time steps). On CUDA the cuDNN GRU's backward took
+#: 49% of a training step's GPU time (docs/profile-gpu-2026-11-27.md): ``bench_train --gru-scan`` measures the
+#: other. On the CPU ``scan`` is 2-3 times slower (an SR block's GRU, 256 rows of 64 steps, forward and backward,
+#: 1 thread: 217 against 68 ms). Set by the environment variable ``GLYPHSR_GRU`` for a process and its children.
+GRU_IMPL_ENV = "GLYPHSR_GRU"
+GRU_IMPLS = ("native", "scan")
+
+
+def gru_impl() -> str:
+    """``GLYPHSR_GRU`` (unset or empty: ``native``)."""
+    impl = os.environ.get(GRU_IMPL_ENV, "").strip() or "native"
+    if impl not in GRU_IMPLS:
+        raise ValueError(f"{GRU_IMPL_ENV}={impl!r}: expected one of {', '.join(GRU_IMPLS)}")
+    return impl
+
+
+def gru_scan(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
+    """``gru(seq)[0]`` for a one-layer, batch-first ``nn.GRU`` (bidirectional or not) with its own parameters, as
+    ordinary operations: the input projections of every step in one product, then per step one batched product
+    (both directions at once, the reverse one walking its time-reversed input) and the gates (PyTorch's order r, z,
+    n: r = s(W_ir x + b_ir + W_hr h + b_hr), z likewise, n = tanh(W_in x + b_in + r (W_hn h + b_hn)),
+    h' = (1 - z) n + z h). Equal to the native GRU up to rounding, gradients included (a test), so weights move
+    freely between the two; ``torch.compile`` can fuse it, which it cannot do with cuDNN's."""
+    if gru.num_layers != 1 or not gru.batch_first or gru.bias is False or getattr(gru, "proj_size", 0):
+        raise ValueError("gru_scan takes a one-layer batch-first GRU with biases")
+    n, steps, _ = seq.shape
+    hid = gru.hidden_size
+    sfx = ["", "_reverse"] if gru.bidirectional else [""]
+    d = len(sfx)
+    w_ih = torch.cat([getattr(gru, f"weight_ih_l0{s}") for s in sfx])
+    b_ih = torch.cat([getattr(gru, f"bias_ih_l0{s}") for s in sfx])
+    xi = F.linear(seq, w_ih, b_ih).view(n, steps, d, 3 * hid)
+    xi = torch.stack([xi[:, :, 0]] + ([xi[:, :, 1].flip(1)] if d == 2 else []))  # (D, N, T, 3H)
+    w_hh = torch.stack([getattr(gru, f"weight_hh_l0{s}").t() for s in sfx])  # (D, H, 3H)
+    b_hh = torch.stack([getattr(gru, f"bias_hh_l0{s}") for s in sfx]).unsqueeze(1)  # (D, 1, 3H)
+    # the state and the gates in float32 when the products run in 16 bits (autocast): a 16-bit state would round
+    # at every one of the steps
+    acc = torch.float32 if xi.dtype in (torch.float16, torch.bfloat16) else xi.dtype
+    h = torch.zeros(d, n, hid, dtype=acc, device=seq.device)
+    out = []
+    for t in range(steps):
+        gh = torch.baddbmm(b_hh, h, w_hh).to(acc)
+        x = xi[:, :, t]
+        r, z = torch.sigmoid(gh[..., :2 * hid] + x[..., :2 * hid]).chunk(2, -1)
+        c = torch.tanh(x[..., 2 * hid:] + r * gh[..., 2 * hid:])
+        h = c + z * (h - c)
+        out.append(h)
+    y = torch.stack(out, 2).to(xi.dtype)  # (D, N, T, H)
+    return torch.cat([y[0], y[1].flip(1)], -1) if d == 2 else y[0]
+
+
 def run_gru(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
-    """``gru(seq)``'s output sequence, in float32 under autocast on the devices of ``float32_gru_devices()``."""
-    gru.flatten_parameters()
+    """``gru(seq)``'s output sequence, in float32 under autocast on the devices of ``float32_gru_devices()``, by the
+    implementation ``gru_impl()`` names."""
+    scan = gru_impl() == "scan"
+    if not scan:
+        gru.flatten_parameters()
     kind = seq.device.type
     if torch.is_autocast_enabled(kind) and kind in float32_gru_devices():
         with torch.autocast(kind, enabled=False):
-            out, _ = gru(seq.float())
+            out = gru_scan(gru, seq.float()) if scan else gru(seq.float())[0]
         return out.to(seq.dtype)
-    return gru(seq)[0]
+    return gru_scan(gru, seq) if scan else gru(seq)[0]
 
 
 class GruBlock(nn.Module):
