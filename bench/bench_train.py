@@ -12,10 +12,8 @@ Data are random images with random pseudo-labels (the loop's cost does not depen
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
-import os
 import resource
 import time
 
@@ -103,21 +101,6 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
     return p.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
 
 
-@contextlib.contextmanager
-def _environ(env: dict[str, str]):
-    """Set these environment variables for the block, then put back what was there."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 @click.command()
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--variant", "variants", multiple=True, type=click.Choice(sorted(VARIANTS)))
@@ -149,6 +132,7 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
                     r = {"variant": v, "batch": b, "precision": p, "error": f"{type(exc).__name__}: {exc}"[:300]}
                 print(json.dumps(r), flush=True)
                 results.append(r)
+    from glyphsr.data.decode import scoped_environ
     from glyphsr.sr.modeling import sr_branch
 
     kind = device.split(":")[0]
@@ -158,7 +142,7 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
     if gru_scan and "bf16" in precisions:
         extra.append(("scan", {sr_branch.GRU_IMPL_ENV: "scan"}))
     for label, env in extra:
-        with _environ(env):
+        with scoped_environ(env):
             for b in batches:
                 try:
                     r = {**measure(variants[0], b, "bf16", device, steps, warmup), "gru": label}
@@ -169,7 +153,7 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
                 results.append(r)
     if compile_:
         for label, env in [("", {})] + ([("scan", {sr_branch.GRU_IMPL_ENV: "scan"})] if gru_scan else []):
-            with _environ(env):
+            with scoped_environ(env):
                 try:
                     r = measure(variants[0], batches[-1], precisions[0], device, steps, warmup + 3, compile_=True)
                 except Exception as exc:  # noqa: BLE001

@@ -11,6 +11,7 @@ This module imports neither torch nor anything that does.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 from dataclasses import dataclass, field
@@ -89,19 +90,28 @@ def decode_lmdb(path: str | os.PathLike, limit: int | None = None, workers: int 
         for job in jobs:
             take(_decode_chunk(job))
     else:
-        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-        os.environ.update({k: "1" for k in saved})  # the spawned children read these at start
-        try:
+        # the spawned children read these at start
+        with scoped_environ(dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "1")):
             with mp.get_context("spawn").Pool(workers) as pool:
                 for result in pool.imap_unordered(_decode_chunk, jobs):
                     take(result)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
     return DecodedSet(path, lr, hr, labels, bad)
+
+
+@contextlib.contextmanager
+def scoped_environ(env: dict[str, str]):
+    """Set these environment variables for the block (and the processes it starts), then put back what was
+    there."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 TIER_NAMES = ("easy", "medium", "hard")
