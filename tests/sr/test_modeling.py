@@ -282,3 +282,27 @@ def test_glyphsr_gru_selects_the_implementation(monkeypatch) -> None:
         monkeypatch.setenv("GLYPHSR_GRU", "cudnn")
         with pytest.raises(ValueError, match="GLYPHSR_GRU='cudnn'"):
             model(x)
+
+
+def test_scanned_grus_let_dynamo_trace_the_network_in_one_graph(monkeypatch) -> None:
+    """With GLYPHSR_GRU=scan (and dynamo's allow_rnn, which the trainer sets for it) torch.compile sees the whole
+    network as one graph; the native GRUs break it at every GRU (what compile cannot fuse)."""
+    import torch._dynamo
+    from torch._dynamo import config as dynamo_config
+
+    model = build_model(SRConfig(c_sr=16, c_tp=8, n_blocks=1, n_gly=1, tpg_pretrained=False, residual=True,
+                                 stn=False)).train()
+    x = torch.rand(2, 4, 16, 64)
+    monkeypatch.setenv("GLYPHSR_GRU", "scan")
+    monkeypatch.setattr(dynamo_config, "allow_rnn", True)
+    torch._dynamo.reset()
+    try:
+        scan = torch._dynamo.explain(model)(x)
+        monkeypatch.setenv("GLYPHSR_GRU", "native")
+        monkeypatch.setattr(dynamo_config, "allow_rnn", False)
+        torch._dynamo.reset()
+        native = torch._dynamo.explain(model)(x)
+    finally:
+        torch._dynamo.reset()
+    assert (scan.graph_count, scan.graph_break_count) == (1, 0), [str(b.reason)[:200] for b in scan.break_reasons]
+    assert native.graph_break_count >= 3  # at least the SR block's two GRUs and the GPM's

@@ -252,3 +252,17 @@ def test_init_weights_from_a_checkpoint_or_a_state_read_already(tmp_path: Path) 
         assert all(torch.equal(got[k], v) for k, v in src.items()) and trainer.step == 0
     with pytest.raises(CheckpointError, match="--init weights"):
         Trainer(cfg, tiny_data(), tmp_path / "run", init_weights={"nope": torch.zeros(1)})
+
+
+def test_compile_with_scanned_grus_lets_dynamo_read_them(tmp_path: Path, monkeypatch) -> None:
+    """train.compile with GLYPHSR_GRU=scan turns on dynamo's allow_rnn (without it dynamo refuses the GRU modules
+    whose weights the scan reads: one graph instead of a break at every GRU); the native GRUs leave it alone."""
+    from torch._dynamo import config as dynamo_config
+
+    monkeypatch.setattr(dynamo_config, "allow_rnn", False)
+    monkeypatch.setenv("GLYPHSR_GRU", "native")
+    Trainer(tiny_config(steps=1, compile=True), tiny_data(), tmp_path / "native")
+    assert dynamo_config.allow_rnn is False
+    monkeypatch.setenv("GLYPHSR_GRU", "scan")
+    t = Trainer(tiny_config(steps=1, compile=True), tiny_data(), tmp_path / "scan")
+    assert dynamo_config.allow_rnn is True and t.net is not t.model  # compiled lazily, at the first step
