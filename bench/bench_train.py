@@ -109,6 +109,8 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
 @click.option("--steps", default=20, show_default=True)
 @click.option("--warmup", default=5, show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="Also measure torch.compile at the first configuration.")
+@click.option("--compile-only", is_flag=True,
+              help="Measure only torch.compile at the first configuration (with --gru-scan: also with the scan).")
 @click.option("--profile", "do_profile", is_flag=True, help="Print torch.profiler's table for the first config.")
 @click.option("--gru-fp32", is_flag=True,
               help="Also measure the first variant and bf16 at each batch with the SR blocks' GRUs in float32 under "
@@ -117,13 +119,14 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
               help="Also measure the first variant and bf16 at each batch with the GRUs as a scan of ordinary "
                    "operations (GLYPHSR_GRU=scan), and --compile with it.")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
-def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp32, gru_scan, do_profile,
-         no_record) -> None:
+def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp32, gru_scan, compile_only,
+         do_profile, no_record) -> None:
     variants = variants or ("full", "baseline1")
     batches = batches or (48,)
     precisions = precisions or (("bf16",) if device.startswith("cuda") else ("fp32",))
     results = []
-    for v in variants:
+    compile_ = compile_ or compile_only
+    for v in ([] if compile_only else variants):
         for b in batches:
             for p in precisions:
                 try:
@@ -137,9 +140,9 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
 
     kind = device.split(":")[0]
     extra = []  # (label, environment) of the GRU settings measured beside the default, bf16 only
-    if gru_fp32 and "bf16" in precisions:
+    if gru_fp32 and "bf16" in precisions and not compile_only:
         extra.append(("fp32", {sr_branch.FP32_GRU_ENV: ",".join(sorted(sr_branch.float32_gru_devices() | {kind}))}))
-    if gru_scan and "bf16" in precisions:
+    if gru_scan and "bf16" in precisions and not compile_only:
         extra.append(("scan", {sr_branch.GRU_IMPL_ENV: "scan"}))
     for label, env in extra:
         with scoped_environ(env):

@@ -109,7 +109,9 @@ if [ -z "${GLYPHSR_FP32_GRU:-}${GLYPHSR_GRU:-}" ] && [ "$PREC" = bf16 ] && [ "$D
   $PY - "$R/gru_ab.jsonl" > "$W/gru.env" <<'AB'
 import json, sys
 rows = [json.loads(x) for x in open(sys.argv[1]) if x.startswith("{")]
-speed = {r.get("gru", "autocast"): r.get("samples_per_s", 0) for r in rows}
+# the measurements only: not bench_train's closing record line (no "gru" key: it would read as the default's 0)
+rows = [r for r in rows if "samples_per_s" in r and "bench" not in r and not r.get("compile")]
+speed = {r.get("gru", "autocast"): r["samples_per_s"] for r in rows}
 env = {"autocast": "", "fp32": "export GLYPHSR_FP32_GRU=cpu,cuda", "scan": "export GLYPHSR_GRU=scan"}
 best = max(speed, key=speed.get) if speed else "autocast"
 if speed.get(best, 0) <= 1.05 * speed.get("autocast", 0):  # the default unless another is clearly faster
@@ -118,6 +120,9 @@ print(env.get(best, ""), f"# GRU A/B (samples/s): {speed} -> {best}")
 AB
   log "$(cat "$W/gru.env")"
   . "$W/gru.env"
+else  # set by the caller (or no A/B on this device): kept for the bench phase's profile all the same
+  { [ -n "${GLYPHSR_FP32_GRU:-}" ] && echo "export GLYPHSR_FP32_GRU=$GLYPHSR_FP32_GRU"
+    [ -n "${GLYPHSR_GRU:-}" ] && echo "export GLYPHSR_GRU=$GLYPHSR_GRU"; } > "$W/gru.env"
 fi
 log "GLYPHSR_FP32_GRU=${GLYPHSR_FP32_GRU:-} GLYPHSR_GRU=${GLYPHSR_GRU:-} (how the runs' GRUs run)"
 wait_gem
@@ -269,7 +274,7 @@ echo '{"note": "the next line: cuDNN autotuner off (GLYPHSR_CUDNN_BENCHMARK=0)"}
 pack
 t=$(budget 180); log "bench_train, torch.compile of the native and the scanned GRUs (${t} s)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 256 \
-  --precision "$PREC" --steps 10 --warmup 3 --compile --gru-scan --no-record >> "$R/bench_train.jsonl" \
+  --precision "$PREC" --steps 10 --warmup 3 --compile-only --gru-scan --no-record >> "$R/bench_train.jsonl" \
   2>> "$R/bench_train.err"
 pack
 t=$(budget 60); log "torch.profiler table (${t} s), the GRUs as the training runs had them"

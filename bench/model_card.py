@@ -50,6 +50,7 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
     """(README text, card facts) for the weights in ``weights``; ValueError when the evaluation is of other weights
     or lacks the tiers."""
     from glyphsr.sr.checkpoint import read_weights
+    from glyphsr.sr.evaluation import format_p
 
     _, meta = read_weights(weights)
     ev = json.loads(eval_json.read_text())
@@ -121,7 +122,7 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         for t in TIERS:
             v = facts["eval"][t]["versus_bicubic"]
             lines.append(f"| {t} | {v['delta'] * 100:+.1f} | [{v['ci95'][0] * 100:+.1f}, {v['ci95'][1] * 100:+.1f}] "
-                         f"| {v['fixed']} | {v['broken']} | {v['p']:.2g} |")
+                         f"| {v['fixed']} | {v['broken']} | {format_p(v['p'])} |")
         lines.append("")
     if facts["curve"]:
         lines += ["## Curve during training (validation subsets)", "", "| samples seen | SR | EMA | bicubic |",

@@ -74,15 +74,11 @@ def write_sr_pngs(folder: Path, s, images, single: bool) -> None:
         Image.fromarray(arr).save(d / f"{idx:09d}.png")
 
 
-def _p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
-
-
 def markdown(results: dict, sets: list[str], rows: list[tuple[str, str]], judges: list[tuple[str, str | None]],
              metrics: dict) -> str:
     """The paper's Table 1 as markdown: accuracy per set and the weighted average per judge, each model row against
     bicubic image by image; PSNR/SSIM per set."""
-    from glyphsr.sr.evaluation import paired, weighted_average
+    from glyphsr.sr.evaluation import format_p, paired, weighted_average
 
     lines = []
     for jname, biased in judges:
@@ -106,7 +102,7 @@ def markdown(results: dict, sets: list[str], rows: list[tuple[str, str]], judges
                     v = paired(results[jname][s][key]["correct"], results[jname][s]["bicubic"]["correct"])
                     lo, hi = v["ci95"]
                     cells.append(f"{v['delta'] * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}], "
-                                 f"{v['fixed']} / {v['broken']}, p {_p(v['p'])}")
+                                 f"{v['fixed']} / {v['broken']}, p {format_p(v['p'])}")
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
             lines.append("")
     lines += ["**PSNR / SSIM**", "", "| method | " + " | ".join(sets) + " |", "| --- |" + " --- |" * len(sets)]

@@ -300,8 +300,9 @@ def paired(correct: np.ndarray, reference: np.ndarray) -> dict:
     """A model's readings against a reference row's (bicubic) on the same images, judged by the same judge.
 
     ``fixed``: images the model's output reads right and the reference's wrong; ``broken``: the reverse. ``delta``:
-    the accuracy difference (a fraction); ``ci95``: its 95% interval, the normal approximation for paired
-    proportions, which uses the per-image pairing (far narrower than two independent accuracies' intervals);
+    the accuracy difference (a fraction); ``ci95``: its 95% interval (clipped to [-1, 1]; None, like ``delta``,
+    for no images), the normal approximation for paired proportions, which uses the per-image pairing (far
+    narrower than two independent accuracies' intervals);
     ``p``: the exact two-sided McNemar test (a binomial test of ``fixed`` among the ``fixed + broken`` images that
     disagree, p = 1/2). A model that reads 45% where bicubic reads 43%, on 1,000 images, can be noise or not:
     these say which."""
@@ -313,7 +314,7 @@ def paired(correct: np.ndarray, reference: np.ndarray) -> dict:
     broken = int(np.sum(~correct & reference))
     m = fixed + broken
     if n == 0:
-        return {"n": 0, "fixed": 0, "broken": 0, "delta": float("nan"), "ci95": [float("nan")] * 2, "p": 1.0}
+        return {"n": 0, "fixed": 0, "broken": 0, "delta": None, "ci95": None, "p": 1.0}
     delta = (fixed - broken) / n
     half = 1.959964 * math.sqrt(max(m / n - delta * delta, 0.0) / n)
     # the exact binomial tail: sum of C(m, i) / 2^m for i <= min(fixed, broken), doubled, in log space (m may be
@@ -326,7 +327,13 @@ def paired(correct: np.ndarray, reference: np.ndarray) -> dict:
                 for i in range(k + 1)]
         top = max(logs)
         p = min(1.0, 2 * math.exp(top) * sum(math.exp(x - top) for x in logs))
-    return {"n": n, "fixed": fixed, "broken": broken, "delta": delta, "ci95": [delta - half, delta + half], "p": p}
+    return {"n": n, "fixed": fixed, "broken": broken, "delta": delta,
+            "ci95": [max(delta - half, -1.0), min(delta + half, 1.0)], "p": p}
+
+
+def format_p(p: float) -> str:
+    """A p-value as the tables print it: "< 0.001", else 3 decimals below 0.1, else 2."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
 
 
 def versus(results: dict[str, dict[str, dict]], reference: str = "bicubic") -> dict[str, dict[str, dict]]:

@@ -324,12 +324,15 @@ def test_paired_counts_and_interval_by_hand() -> None:
     v = ev.paired(model, bicubic)
     assert (v["n"], v["fixed"], v["broken"]) == (8, 3, 1)
     assert v["delta"] == pytest.approx(model.mean() - bicubic.mean()) == pytest.approx(0.25)
-    half = 1.959964 * math.sqrt((4 / 8 - 0.25 ** 2) / 8)
-    assert v["ci95"] == pytest.approx([0.25 - half, 0.25 + half])
+    # var = (b + c) / n^2 - (b - c)^2 / n^3 = 4/64 - 4/512 = 0.0546875; 1.959964 * sqrt(0.0546875) = 0.458345
+    assert v["ci95"] == pytest.approx([0.25 - 0.458345, 0.25 + 0.458345], abs=1e-6)
     assert v["p"] == pytest.approx(2 * (1 + 4) / 16)  # P(X <= 1), X ~ Bin(4, 1/2), doubled
     same = ev.paired(model, model)
     assert (same["fixed"], same["broken"], same["delta"], same["p"]) == (0, 0, 0.0, 1.0)
-    assert ev.paired(np.zeros(0, bool), np.zeros(0, bool))["p"] == 1.0
+    assert ev.paired(np.zeros(0, bool), np.zeros(0, bool)) == {"n": 0, "fixed": 0, "broken": 0, "delta": None,
+                                                                "ci95": None, "p": 1.0}
+    assert ev.paired(np.array([True, False]), np.array([False, False]))["ci95"][1] == 1.0  # clipped to [-1, 1]
+    assert [ev.format_p(x) for x in (0.0, 0.0004, 0.0123, 0.5)] == ["< 0.001", "< 0.001", "0.012", "0.50"]
     with pytest.raises(ValueError, match="reference readings"):
         ev.paired(model, bicubic[:5])
 

@@ -13,6 +13,7 @@ from bench import model_card
 from glyphsr.pipelines import sr_eval
 from glyphsr.pipelines.sr_export import export
 from glyphsr.sr.checkpoint import write_checkpoint
+from glyphsr.sr.evaluation import format_p
 from glyphsr.sr.modeling import SRConfig, build_model
 from glyphsr.sr.train.config import RunConfig
 
@@ -55,7 +56,7 @@ def test_card_from_weights_eval_and_run(synth_dir: Path, tmp_path: Path) -> None
         v = ev["versus_bicubic"]["rapidocr"][tier]["model"]  # the image-by-image comparison, as sr-eval wrote it
         assert e["versus_bicubic"] == v
         assert f"| {tier} | {v['delta'] * 100:+.1f} | [{v['ci95'][0] * 100:+.1f}, " in card
-        assert f"| {v['fixed']} | {v['broken']} | {v['p']:.2g} |" in card
+        assert f"| {v['fixed']} | {v['broken']} | {format_p(v['p'])} |" in card
     assert [c["step"] for c in facts["curve"]] == [0, 1234]  # the repeated final validation once
 
     (weights / "README.md").write_text("kept")

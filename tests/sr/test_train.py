@@ -254,15 +254,13 @@ def test_init_weights_from_a_checkpoint_or_a_state_read_already(tmp_path: Path) 
         Trainer(cfg, tiny_data(), tmp_path / "run", init_weights={"nope": torch.zeros(1)})
 
 
-def test_compile_with_scanned_grus_lets_dynamo_read_them(tmp_path: Path, monkeypatch) -> None:
-    """train.compile with GLYPHSR_GRU=scan turns on dynamo's allow_rnn (without it dynamo refuses the GRU modules
-    whose weights the scan reads: one graph instead of a break at every GRU); the native GRUs leave it alone."""
+def test_compile_lets_dynamo_read_the_recurrent_modules(tmp_path: Path) -> None:
+    """train.compile turns on dynamo's allow_rnn (without it dynamo breaks the graph at every GRU and LSTM); the
+    network is compiled lazily, at the first step."""
     from torch._dynamo import config as dynamo_config
 
-    monkeypatch.setattr(dynamo_config, "allow_rnn", False)
-    monkeypatch.setenv("GLYPHSR_GRU", "native")
-    Trainer(tiny_config(steps=1, compile=True), tiny_data(), tmp_path / "native")
-    assert dynamo_config.allow_rnn is False
-    monkeypatch.setenv("GLYPHSR_GRU", "scan")
-    t = Trainer(tiny_config(steps=1, compile=True), tiny_data(), tmp_path / "scan")
-    assert dynamo_config.allow_rnn is True and t.net is not t.model  # compiled lazily, at the first step
+    with dynamo_config.patch(allow_rnn=False):  # torch's own config patching (monkeypatch would delete the key)
+        t = Trainer(tiny_config(steps=1), tiny_data(), tmp_path / "eager")
+        assert dynamo_config.allow_rnn is False and t.net is t.model
+        t = Trainer(tiny_config(steps=1, compile=True), tiny_data(), tmp_path / "compiled")
+        assert dynamo_config.allow_rnn is True and t.net is not t.model

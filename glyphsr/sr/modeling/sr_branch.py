@@ -46,7 +46,7 @@ def float32_gru_devices() -> set[str]:
 #: How the GRUs run: ``native`` (``nn.GRU``: cuDNN on CUDA, oneDNN on the CPU) or ``scan`` (:func:`gru_scan`, the
 #: same arithmetic as a loop of ordinary operations over the time steps). On CUDA the cuDNN GRU's backward took
 #: 49% of a training step's GPU time (docs/profile-gpu-2026-11-27.md): ``bench_train --gru-scan`` measures the
-#: other. On the CPU ``scan`` is 2-3 times slower (an SR block's GRU, 256 rows of 64 steps, forward and backward,
+#: other. On the CPU ``scan`` is about 3 times slower (an SR block's GRU, 256 rows of 64 steps, forward and backward,
 #: 1 thread: 217 against 68 ms). Set by the environment variable ``GLYPHSR_GRU`` for a process and its children.
 GRU_IMPL_ENV = "GLYPHSR_GRU"
 GRU_IMPLS = ("native", "scan")
@@ -66,7 +66,8 @@ def gru_scan(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
     (both directions at once, the reverse one walking its time-reversed input) and the gates (PyTorch's order r, z,
     n: r = s(W_ir x + b_ir + W_hr h + b_hr), z likewise, n = tanh(W_in x + b_in + r (W_hn h + b_hn)),
     h' = (1 - z) n + z h). Equal to the native GRU up to rounding, gradients included (a test), so weights move
-    freely between the two; ``torch.compile`` can fuse it, which it cannot do with cuDNN's."""
+    freely between the two; ``torch.compile``'s inductor can fuse its steps' pointwise work, which cuDNN's GRU keeps
+    to itself."""
     if gru.num_layers != 1 or not gru.batch_first or gru.bias is False or getattr(gru, "proj_size", 0):
         raise ValueError("gru_scan takes a one-layer batch-first GRU with biases")
     n, steps, _ = seq.shape
@@ -79,13 +80,16 @@ def gru_scan(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
     xi = torch.stack([xi[:, :, 0]] + ([xi[:, :, 1].flip(1)] if d == 2 else []))  # (D, N, T, 3H)
     w_hh = torch.stack([getattr(gru, f"weight_hh_l0{s}").t() for s in sfx])  # (D, H, 3H)
     b_hh = torch.stack([getattr(gru, f"bias_hh_l0{s}") for s in sfx]).unsqueeze(1)  # (D, 1, 3H)
+    kind = seq.device.type
+    wdt = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else w_hh.dtype
+    w_hh, b_hh = w_hh.to(wdt), b_hh.to(wdt)  # cast once, not at every step (autocast caches only leaf weights)
     # the state and the gates in float32 when the products run in 16 bits (autocast): a 16-bit state would round
     # at every one of the steps
     acc = torch.float32 if xi.dtype in (torch.float16, torch.bfloat16) else xi.dtype
     h = torch.zeros(d, n, hid, dtype=acc, device=seq.device)
     out = []
     for t in range(steps):
-        gh = torch.baddbmm(b_hh, h, w_hh).to(acc)
+        gh = torch.baddbmm(b_hh, h.to(wdt), w_hh).to(acc)
         x = xi[:, :, t]
         r, z = torch.sigmoid(gh[..., :2 * hid] + x[..., :2 * hid]).chunk(2, -1)
         c = torch.tanh(x[..., 2 * hid:] + r * gh[..., 2 * hid:])

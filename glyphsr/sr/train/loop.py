@@ -110,12 +110,12 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         if self.tc.compile:
-            from glyphsr.sr.modeling.sr_branch import gru_impl
+            from torch._dynamo import config as dynamo_config
 
-            if gru_impl() == "scan":  # dynamo refuses GRU modules unless told; the scan only reads their weights
-                from torch._dynamo import config as dynamo_config
-
-                dynamo_config.allow_rnn = True
+            # dynamo refuses recurrent modules unless told (a graph break at each, the GRUs' and the CRNN TPG's
+            # LSTMs); told, it puts the native ones into the graph as single operations and traces the scanned
+            # GRUs' steps (GLYPHSR_GRU=scan), which inductor can fuse. A process-wide setting, left on.
+            dynamo_config.allow_rnn = True
             self.net = torch.compile(self.net)
         n = len(self.data)
         self.global_batch = self.tc.batch * self.world
