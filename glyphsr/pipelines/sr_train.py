@@ -344,9 +344,10 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
         fail(str(exc))
     if not store:
         fail("--masks is required: the mask store gem-extract made from the training LMDB")
-    from glyphsr.sr.runtime import resolve_device
+    from glyphsr.sr.runtime import check_environment, resolve_device
 
     try:
+        check_environment()
         dev = dist_device or resolve_device(device)
     except ValueError as exc:
         fail(str(exc))

@@ -27,12 +27,23 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CPU_BATCH = 32
 
 
+def check_environment() -> None:
+    """Raise ValueError naming the variable when ``GLYPHSR_GRU`` or ``GLYPHSR_FP32_GRU`` (how the network's GRUs
+    run) holds a value they do not take: checked before any work, not at the first forward pass."""
+    from glyphsr.sr.modeling.sr_branch import float32_gru_devices, gru_impl
+
+    float32_gru_devices()
+    gru_impl()
+
+
 def resolve_device(spec: str | None, option: str = "--device") -> torch.device:
     """``--device`` (cpu, cuda or cuda:N; None: cuda when there is one) -> ``torch.device``. Raises ValueError
     naming ``option`` for a string torch does not read, another kind of device, an index on the CPU, and a CUDA
-    device this machine does not have."""
+    device this machine does not have; and, first, for the environment :func:`check_environment` checks (every
+    program that runs the network resolves its device before its work)."""
     import torch
 
+    check_environment()
     if spec is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -130,6 +130,25 @@ def test_bad_devices_are_refused(ckpt: Path, tmp_path: Path, device: str, words:
     assert res.exit_code == 2 and words in res.output, res.output
 
 
+@pytest.mark.parametrize(("var", "value"), [("GLYPHSR_GRU", "cudnn"), ("GLYPHSR_FP32_GRU", "gpu")])
+def test_bad_gru_settings_are_refused_before_any_work(ckpt: Path, tmp_path: Path, monkeypatch, var: str,
+                                                      value: str) -> None:
+    """A bad GLYPHSR_GRU or GLYPHSR_FP32_GRU is a clear error (exit 2) naming the variable, not a traceback at the
+    first forward pass."""
+    from glyphsr.pipelines import sr_train
+
+    word().save(tmp_path / "a.png")
+    monkeypatch.setenv(var, value)
+    res = infer("--checkpoint", ckpt, tmp_path / "a.png", "--out", tmp_path / "o")
+    assert res.exit_code == 2 and f"{var}='{value}'" in res.output, res.output
+    assert not (tmp_path / "o").exists()
+    res = evaluate(tmp_path, "--checkpoint", ckpt, "--lmdb", lmdb_at(tmp_path / "db"))
+    assert res.exit_code == 2 and f"{var}='{value}'" in res.output, res.output
+    res = CliRunner().invoke(sr_train.main, ["--masks", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2 and f"{var}='{value}'" in res.output, res.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_resolve_device() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
