@@ -46,8 +46,9 @@ def float32_gru_devices() -> set[str]:
 #: How the GRUs run: ``native`` (``nn.GRU``: cuDNN on CUDA, oneDNN on the CPU) or ``scan`` (:func:`gru_scan`, the
 #: same arithmetic as a loop of ordinary operations over the time steps). On CUDA the cuDNN GRU's backward took
 #: 49% of a training step's GPU time (docs/profile-gpu-2026-11-27.md): ``bench_train --gru-scan`` measures the
-#: other. On the CPU ``scan`` is about 3 times slower (an SR block's GRU, 256 rows of 64 steps, forward and backward,
-#: 1 thread: 217 against 68 ms). Set by the environment variable ``GLYPHSR_GRU`` for a process and its children.
+#: other. On the CPU ``scan`` is about 3 times slower (an SR block's GRU, 256 rows of 64 steps, forward and
+#: backward, 1 thread, while a training run shared the 2 cores: 217 against 68 ms). Set by the environment variable
+#: ``GLYPHSR_GRU`` for a process and its children.
 GRU_IMPL_ENV = "GLYPHSR_GRU"
 GRU_IMPLS = ("native", "scan")
 
