@@ -53,6 +53,7 @@ def _stages(f) -> str:
 
 def _training_text(f) -> str:
     from glyphsr.pipelines.demo import GPU_SPEED, PAPER_SAMPLES
+    from glyphsr.sr.evaluation import format_p, mcnemar_p
 
     s = f.train["summary"]
     size = f.size
@@ -68,8 +69,20 @@ def _training_text(f) -> str:
         per_tier = min(e["sets"].values())
         d = (m - b) * 100
         comparison = f" Here the run read {_pct(m)} on the test tiers against bicubic's {_pct(b)} ({d:+.1f} points)"
+        vs = [v["model"] for v in (e.get("versus_bicubic") or {}).get("rapidocr", {}).values() if "model" in v]
+        fixed, broken = sum(v["fixed"] for v in vs), sum(v["broken"] for v in vs)
+        p = mcnemar_p(fixed, broken)
         if per_tier < 50:
             comparison += f": with {per_tier} records per tier the difference says nothing either way."
+        elif vs:  # sr-eval's image-by-image comparison, pooled over the tiers
+            p_text = format_p(p) if p < 0.001 else f"= {format_p(p)}"
+            comparison += (f". Image by image it fixed {fixed} of the images bicubic misread and broke {broken} that "
+                           f"bicubic read (exact McNemar p {p_text} over the {sum(v['n'] for v in vs)} "
+                           "images): " + ("within chance." if p >= 0.05 else "beyond chance, below bicubic: in so few "
+                                          "steps the network has moved away from its bicubic start without yet "
+                                          "learning a correction that helps a recognizer." if fixed < broken else
+                                          "beyond chance at this size; a longer run and more records tell whether "
+                                          "it holds."))
         elif abs(d) <= 5:
             comparison += f": with {per_tier} records per tier a difference of a few points is within chance."
         elif d < 0:

@@ -312,23 +312,24 @@ def paired(correct: np.ndarray, reference: np.ndarray) -> dict:
     n = len(correct)
     fixed = int(np.sum(correct & ~reference))
     broken = int(np.sum(~correct & reference))
-    m = fixed + broken
     if n == 0:
         return {"n": 0, "fixed": 0, "broken": 0, "delta": None, "ci95": None, "p": 1.0}
     delta = (fixed - broken) / n
-    half = 1.959964 * math.sqrt(max(m / n - delta * delta, 0.0) / n)
-    # the exact binomial tail: sum of C(m, i) / 2^m for i <= min(fixed, broken), doubled, in log space (m may be
-    # thousands)
-    k = min(fixed, broken)
-    if m == 0 or 2 * k == m:
-        p = 1.0
-    else:
-        logs = [math.lgamma(m + 1) - math.lgamma(i + 1) - math.lgamma(m - i + 1) - m * math.log(2)
-                for i in range(k + 1)]
-        top = max(logs)
-        p = min(1.0, 2 * math.exp(top) * sum(math.exp(x - top) for x in logs))
+    half = 1.959964 * math.sqrt(max((fixed + broken) / n - delta * delta, 0.0) / n)
     return {"n": n, "fixed": fixed, "broken": broken, "delta": delta,
-            "ci95": [max(delta - half, -1.0), min(delta + half, 1.0)], "p": p}
+            "ci95": [max(delta - half, -1.0), min(delta + half, 1.0)], "p": mcnemar_p(fixed, broken)}
+
+
+def mcnemar_p(fixed: int, broken: int) -> float:
+    """The exact two-sided McNemar p of ``fixed`` against ``broken`` discordant images: twice the binomial tail
+    P(X <= min(fixed, broken)), X ~ Bin(fixed + broken, 1/2), capped at 1; summed in log space (thousands of
+    images)."""
+    m, k = fixed + broken, min(fixed, broken)
+    if m == 0 or 2 * k == m:
+        return 1.0
+    logs = [math.lgamma(m + 1) - math.lgamma(i + 1) - math.lgamma(m - i + 1) - m * math.log(2) for i in range(k + 1)]
+    top = max(logs)
+    return min(1.0, 2 * math.exp(top) * sum(math.exp(x - top) for x in logs))
 
 
 def format_p(p: float) -> str:

@@ -92,3 +92,30 @@ def test_help_names_the_sizes() -> None:
     assert res.returncode == 0, res.stderr
     for size in ("tiny", "cpu", "gpu", "auto"):
         assert size in res.stdout
+
+
+def test_report_judges_the_run_against_bicubic_image_by_image() -> None:
+    """The report's verdict on the run comes from sr-eval's image-by-image comparison, pooled over the tiers."""
+    from types import SimpleNamespace
+
+    from glyphsr.pipelines.demo import SIZES
+    from glyphsr.pipelines.demo_report import _training_text
+
+    def text(fixed: list[int], broken: list[int], model: float) -> str:
+        tiers = ("easy", "medium", "hard")
+        ev = {"sets": dict.fromkeys(tiers, 100), "average": {"rapidocr": {"model": model, "bicubic": 0.448}},
+              "versus_bicubic": {"rapidocr": {t: {"model": {"n": 100, "fixed": a, "broken": b}}
+                                              for t, a, b in zip(tiers, fixed, broken)}}}
+        f = SimpleNamespace(train={"summary": {"data": {"used": 2000}, "samples_per_s": 10.0, "samples_seen": 3000,
+                                               "steps": 190, "train_time_s": 300}},
+                            size=SIZES["cpu"], evals={"this demo's run": ev}, device="cpu", size_name="cpu")
+        return _training_text(f)
+
+    tie = text([10, 8, 9], [9, 7, 9], 0.455)
+    assert "fixed 27 of the images bicubic misread and broke 25" in tie and "p = 0.89 over the 300 images" in tie
+    assert "within chance." in tie
+    win = text([30, 25, 20], [5, 6, 4], 0.6)
+    assert "fixed 75 of the images bicubic misread and broke 15" in win and "p < 0.001 over the 300 images" in win
+    assert "beyond chance at this size" in win
+    loss = text([2, 3, 1], [20, 25, 18], 0.3)
+    assert "beyond chance, below bicubic" in loss
