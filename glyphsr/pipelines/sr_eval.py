@@ -75,10 +75,11 @@ def write_sr_pngs(folder: Path, s, images, single: bool) -> None:
 
 
 def markdown(results: dict, sets: list[str], rows: list[tuple[str, str]], judges: list[tuple[str, str | None]],
-             metrics: dict) -> str:
-    """The paper's Table 1 as markdown: accuracy per set and the weighted average per judge, each model row against
-    bicubic image by image; PSNR/SSIM per set."""
-    from glyphsr.sr.evaluation import format_p, paired, weighted_average
+             metrics: dict, compared: dict | None = None) -> str:
+    """The paper's Table 1 as markdown: accuracy per set and the weighted average per judge; with ``compared``
+    ({judge: {set: {row: :func:`glyphsr.sr.evaluation.paired`}}}) each model row against bicubic image by image;
+    PSNR/SSIM per set."""
+    from glyphsr.sr.evaluation import format_p, weighted_average
 
     lines = []
     for jname, biased in judges:
@@ -92,14 +93,14 @@ def markdown(results: dict, sets: list[str], rows: list[tuple[str, str]], judges
                          + f" | {avg * 100:.1f}% |")
         lines.append("")
         models = [(k, label) for k, label in rows if k not in ("bicubic", "hr")]
-        if models and all("correct" in results[jname][s].get(k, {}) for s in sets for k in ["bicubic", *dict(models)]):
+        if models and compared and jname in compared:
             lines += [f"**Against bicubic, image by image, judge {jname}**: accuracy difference in points [95% "
                       "interval], images the model fixed / broke, exact McNemar p", "",
                       "| method | " + " | ".join(sets) + " |", "| --- |" + " --- |" * len(sets)]
             for key, label in models:
                 cells = []
                 for s in sets:
-                    v = paired(results[jname][s][key]["correct"], results[jname][s]["bicubic"]["correct"])
+                    v = compared[jname][s][key]
                     lo, hi = v["ci95"]
                     cells.append(f"{v['delta'] * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}], "
                                  f"{v['fixed']} / {v['broken']}, p {format_p(v['p'])}")
@@ -298,7 +299,8 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, prec
                 metrics[s.name][k]["legacy_ssim"] = legacy_ssim(pairs)
     set_names = [s.name for s in sets]
     judge_rows = [(spec, _biased(n, meta)) for spec, n in zip(specs, names)]
-    report.print(markdown(results, set_names, rows, judge_rows, metrics), markup=False, soft_wrap=True)
+    compared = {spec: versus({s: results[spec][s] for s in set_names}) for spec in specs}  # image by image
+    report.print(markdown(results, set_names, rows, judge_rows, metrics, compared), markup=False, soft_wrap=True)
     if legacy_metrics:
         report.print(f"TextZoom-code PSNR / SSIM (per batch of {batch}, averaged over batches): " + "; ".join(
             f"{s} {k}: {metrics[s][k]['legacy_psnr']:.2f} / {metrics[s][k]['legacy_ssim']:.4f}"
@@ -307,7 +309,8 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, prec
         out = {"checkpoint": checkpoint, "sr_dir": sr_dir, "sets": {s.name: len(s) for s in sets},
                "bad_records": {k: {str(i): r for i, r in v.items()} for k, v in bad.items()},
                "metrics": metrics, "accuracy": {}, "average": {}, "biased": dict(judge_rows),
-               "readings": {}, "seconds": round(time.perf_counter() - t0, 1), "timings": timings,
+               "readings": {}, "versus_bicubic": compared, "seconds": round(time.perf_counter() - t0, 1),
+               "timings": timings,
                "model_step": meta.get("step") if meta else None,
                "precision": None if sr_dir else "bf16" if bf16 else "fp32"}
         for spec in specs:
@@ -315,7 +318,6 @@ def main(checkpoint, lmdbs, recognizers, json_out, save_sr, sr_dir, device, prec
             out["average"][spec] = {k: weighted_average({s: {k: results[spec][s][k]} for s in set_names}, k)
                                     for k, _ in rows}
             out["readings"][spec] = {s: {k: results[spec][s][k]["readings"] for k, _ in rows} for s in set_names}
-            out.setdefault("versus_bicubic", {})[spec] = versus({s: results[spec][s] for s in set_names})
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(out, indent=1))
     console.print(f"judged in {time.perf_counter() - t0:.1f} s ("

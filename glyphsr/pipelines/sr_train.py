@@ -347,7 +347,8 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
     from glyphsr.sr.runtime import check_environment, resolve_device
 
     try:
-        check_environment()
+        if dist_device:
+            check_environment()  # resolve_device checks it otherwise
         dev = dist_device or resolve_device(device)
     except ValueError as exc:
         fail(str(exc))
