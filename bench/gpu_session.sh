@@ -42,6 +42,7 @@
 # options), SKIP_DDP=1, JUDGE_THREADS, VAL_EVERY_S (60), PREC (bf16), GLYPHSR_FP32_GRU or GLYPHSR_GRU (skip the A/B).
 set -u
 T0=$(date +%s)
+export PYTHONUNBUFFERED=1  # a stage cut by its timeout still leaves what it printed
 OUT=${OUT:-/tmp/gpu-out}; W=${WORK:-/tmp/gpu-work}
 N_TRAIN=${N_TRAIN:-20000}; N_TEST=${N_TEST:-1000}; DEADLINE_S=${DEADLINE_S:-520}
 VAL_N=${VAL_N:-500}; VAL_DURING=${VAL_DURING:-200}; DEVICE=${DEVICE:-cuda}
@@ -90,6 +91,19 @@ if [ "$PHASE" != bench ]; then
 # -- 1. data, and masks on the CPU workers || the GPU's smoke step and GRU A/B ----------------------------------------
 data "$N_TRAIN" "$N_TEST"
 pack
+log "judge's reference rows (bicubic, HR) cached once for all runs, in the background"
+( $PY - > "$R/reference.log" 2>&1 <<REF
+from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
+from glyphsr.sr.evaluation import load_sets, reference_rows
+sets, _ = load_sets(["$W/data"], $VAL_N, workers=$CPUS)
+judge = RapidOCRRecognizer()
+for s in sets:
+    for sub in (s, s.subset($VAL_DURING)):
+        rows = reference_rows(sub, judge)
+        print(sub.name, len(sub), {k: round(v["accuracy"], 4) for k, v in rows.items()})
+REF
+) &
+REFP=$!
 log "bf16 smoke step"
 $PY - > "$R/smoke.log" 2>&1 <<'SMOKE' || { PREC=fp32; log "bf16 step failed: training in fp32 (see smoke.log)"; }
 import torch
@@ -104,7 +118,7 @@ loss.backward(); print("bf16 step ok", float(loss))
 SMOKE
 if [ -z "${GLYPHSR_FP32_GRU:-}${GLYPHSR_GRU:-}" ] && [ "$PREC" = bf16 ] && [ "$DEVICE" = cuda ]; then
   log "GRU A/B: bench_train, GlyphSR at batch 256: cuDNN's GRUs under autocast, in float32, and as a scan"
-  timeout 150 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision bf16 --steps 10 \
+  timeout 100 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision bf16 --steps 10 \
     --warmup 4 --gru-fp32 --gru-scan --no-record > "$R/gru_ab.jsonl" 2> "$R/gru_ab.err"
   $PY - "$R/gru_ab.jsonl" > "$W/gru.env" <<'AB'
 import json, sys
@@ -126,17 +140,7 @@ else  # set by the caller (or no A/B on this device): kept for the bench phase's
 fi
 log "GLYPHSR_FP32_GRU=${GLYPHSR_FP32_GRU:-} GLYPHSR_GRU=${GLYPHSR_GRU:-} (how the runs' GRUs run)"
 wait_gem
-log "judge's reference rows (bicubic, HR) cached once for all runs"
-$PY - > "$R/reference.log" 2>&1 <<REF
-from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
-from glyphsr.sr.evaluation import load_sets, reference_rows
-sets, _ = load_sets(["$W/data"], $VAL_N, workers=$CPUS)
-judge = RapidOCRRecognizer()
-for s in sets:
-    for sub in (s, s.subset($VAL_DURING)):
-        rows = reference_rows(sub, judge)
-        print(sub.name, len(sub), {k: round(v["accuracy"], 4) for k, v in rows.items()})
-REF
+wait "$REFP"
 cat "$R/reference.log" | tee -a "$R/session.log"
 pack
 
@@ -220,34 +224,40 @@ pack
 fi
 
 # == PHASE bench ====================================================================================================
+# Most wanted first, for a call of three or four minutes: inference speed (sr-infer's target), the training step's
+# speed and memory at the default GRUs, the gpu-marked tests, the profile, torchrun; then the rest of the grid.
 if [ "$PHASE" != train ]; then
 data 4000 200 any
 wait_gem  # its CPU workers would share the machine with the benchmarks
 budget() {  # budget N: N seconds or what the deadline leaves (less 10 s), whichever is less; 0 below 15 s
   local left=$(( DEADLINE_S - $(el) - 10 )); local t=$(( $1 < left ? $1 : left )); echo $(( t < 15 ? 0 : t ))
 }
+GRU_ENV=$(cat "$W/gru.env" 2>/dev/null)
 unset GLYPHSR_FP32_GRU GLYPHSR_GRU  # the benchmarks measure the default and, beside it, the other GRUs
-t=$(budget 200); log "bench_train (${t} s)"
-[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --variant baseline1 \
-  --batch 48 --batch 128 --batch 512 --precision "$PREC" --steps 15 --warmup 5 --gru-fp32 --gru-scan --no-record \
-  > "$R/bench_train.jsonl" 2> "$R/bench_train.err"
-log "bench_train rc $?"
-pack
-t=$(budget 120); log "bench_infer (${t} s)"
+t=$(budget 70); log "bench_infer (${t} s)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_infer --device cuda --batch 512 --batch 2048 --layout auto \
   --layout channels-last --no-record > "$R/bench_infer.txt" 2>&1
 log "bench_infer rc $?"
 pack
-t=$(budget 120); log "gpu-marked tests (${t} s)"
+t=$(budget 70); log "bench_train, GlyphSR at the default GRUs (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 128 --batch 512 \
+  --batch 48 --precision "$PREC" --steps 15 --warmup 5 --no-record > "$R/bench_train.jsonl" 2> "$R/bench_train.err"
+log "bench_train rc $?"
+pack
+t=$(budget 60); log "gpu-marked tests (${t} s)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m pytest -q -p no:cacheprovider -m gpu tests/sr/test_gpu.py \
   > "$R/gpu_tests.log" 2>&1
 log "gpu tests rc $? : $(tail -1 "$R/gpu_tests.log" 2>/dev/null)"
 pack
+t=$(budget 45); log "torch.profiler table (${t} s), the GRUs as the training runs had them: ${GRU_ENV:-default}"
+[ "$t" -gt 0 ] && ( eval "$GRU_ENV"; timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 256 \
+  --precision "$PREC" --steps 5 --warmup 3 --profile --no-record > "$R/bench_train_profile.txt" 2>&1 )
+pack
 # -- torchrun: 2 processes on the one GPU against 1, same global batch and steps -------------------------------------
-if [ -z "${SKIP_DDP:-}" ] && [ $(( DEADLINE_S - $(el) )) -gt 60 ]; then
+if [ -z "${SKIP_DDP:-}" ] && [ $(( DEADLINE_S - $(el) )) -gt 75 ]; then
   log "torchrun check"
-  ddp=(--masks "$W/masks.zarr" --recipe short --steps 80 --limit 4000 --judge none --set train.workers=4
-       --set "train.precision=$PREC" --set train.log_every=10 --device "$DEVICE")
+  ddp=(--masks "$W/masks.zarr" --recipe short --steps "${DDP_STEPS:-60}" --limit 4000 --judge none
+       --set train.workers=4 --set "train.precision=$PREC" --set train.log_every=10 --device "$DEVICE")
   timeout $(( DEADLINE_S - $(el) - 5 )) $PY -m torch.distributed.run --standalone --nproc-per-node 2 \
     -m glyphsr.pipelines.sr_train --out "$W/runs/ddp2" --overwrite --batch "${DDP_BATCH:-128}" "${ddp[@]}" \
     "${EXTRA[@]}" > "$R/train_ddp2.log" 2>&1 &
@@ -263,6 +273,11 @@ else
   log "no time left for the torchrun check"
 fi
 pack
+t=$(budget 150); log "bench_train, Baseline1 and the float32 and scanned GRUs (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --variant baseline1 \
+  --batch 128 --batch 512 --precision "$PREC" --steps 15 --warmup 5 --gru-fp32 --gru-scan --no-record \
+  >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
+pack
 t=$(budget 60); log "bench_train fp32 (${t} s)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 128 --precision fp32 \
   --steps 10 --warmup 3 --no-record >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
@@ -277,9 +292,5 @@ t=$(budget 180); log "bench_train, torch.compile of the native and the scanned G
   --precision "$PREC" --steps 10 --warmup 3 --compile-only --gru-scan --no-record >> "$R/bench_train.jsonl" \
   2>> "$R/bench_train.err"
 pack
-t=$(budget 60); log "torch.profiler table (${t} s), the GRUs as the training runs had them"
-[ -f "$W/gru.env" ] && . "$W/gru.env"
-[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 256 \
-  --precision "$PREC" --steps 5 --warmup 3 --profile --no-record > "$R/bench_train_profile.txt" 2>&1
 fi
 log "end"
