@@ -13,7 +13,7 @@ from glyphsr.pipelines._cli import console, fail
 
 
 def run_synth(out: str, n_train: int, n_test: int, seed: int, workers: int | None, overwrite: bool,
-              quiet: bool = False) -> dict:
+              quiet: bool = False, system_fonts: bool = True) -> dict:
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=quiet) as bar:
@@ -28,7 +28,8 @@ def run_synth(out: str, n_train: int, n_test: int, seed: int, workers: int | Non
             bar.update(tasks[split], completed=done, rate=f"{done / dt:,.0f}/s")
 
         try:
-            return generate(out, n_train, n_test, seed, workers=workers, overwrite=overwrite, progress=progress)
+            return generate(out, n_train, n_test, seed, workers=workers, overwrite=overwrite, progress=progress,
+                            system_fonts=system_fonts)
         except (FileExistsError, ValueError, RuntimeError) as exc:
             fail(str(exc))
 
@@ -42,11 +43,16 @@ def run_synth(out: str, n_train: int, n_test: int, seed: int, workers: int | Non
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed: same seed, same data.")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Processes [default: all cores].")
 @click.option("--overwrite", is_flag=True, help="Replace existing LMDBs in OUT.")
+@click.option("--system-fonts/--no-system-fonts", default=True, show_default=True,
+              help="Also draw the fonts installed on this machine (/usr/share/fonts, /usr/local/share/fonts). "
+                   "--no-system-fonts: only the fonts glyphsr's packages ship, so the same seed splits the same font "
+                   "families into train and test on any machine (the shipped weights' data was made so).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def main(out: str, n_train: int, n_test: int, seed: int, workers: int | None, overwrite: bool, quiet: bool) -> None:
+def main(out: str, n_train: int, n_test: int, seed: int, workers: int | None, overwrite: bool,
+         system_fonts: bool, quiet: bool) -> None:
     """Write a synthetic TextZoom into OUT: TextZoom-format LMDBs of LR/HR pairs, each with a per-character
     ground-truth glyph map (key glyph_hr-%09d). Train and test use disjoint font families."""
-    manifest = run_synth(out, n_train, n_test, seed, workers, overwrite, quiet)
+    manifest = run_synth(out, n_train, n_test, seed, workers, overwrite, quiet, system_fonts)
     total = sum(manifest["counts"].values())
     console.print(f"wrote {total:,} pairs to {out} in {manifest['seconds']:.1f} s "
                   f"({total / max(manifest['seconds'], 1e-9):,.0f} pairs/s); test fonts: "

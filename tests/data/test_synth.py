@@ -29,6 +29,26 @@ def test_fonts_come_from_packages_and_split_by_family() -> None:
     assert split_fonts(one, seed=0) == (one, one)
 
 
+
+def test_system_fonts_can_be_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--no-system-fonts: the font split of a seed does not depend on what the machine has installed."""
+    import glyphsr.data.synth.fonts as fonts_mod
+
+    packaged = available_fonts(system=False)
+    assert packaged and all(f.source != "system" for f in packaged)
+    src = next(f for f in packaged if Path(f.path).suffix.lower() == ".ttf")
+    (tmp_path / "fonts").mkdir()
+    (tmp_path / "fonts" / "ZzInstalledHere.ttf").write_bytes(Path(src.path).read_bytes())
+    monkeypatch.setattr(fonts_mod, "SYSTEM_FONT_DIRS", (str(tmp_path / "fonts"),))
+    available_fonts.cache_clear()
+    try:
+        with_system = available_fonts(system=True)
+        assert any(f.source == "system" and Path(f.path).name == "ZzInstalledHere.ttf" for f in with_system)
+        assert available_fonts(system=False) == packaged
+        assert split_fonts(available_fonts(system=False), seed=0) == split_fonts(packaged, seed=0)
+    finally:
+        available_fonts.cache_clear()
+
 def test_labels_look_like_scene_text() -> None:
     rng = np.random.default_rng(0)
     labels = [sample_label(rng) for _ in range(2000)]

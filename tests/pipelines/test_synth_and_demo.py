@@ -23,3 +23,16 @@ def test_synth_cli_writes_layout_and_refuses_to_clobber(tmp_path: Path) -> None:
     assert len(TextZoomLMDB(out / "train")) == 10  # nothing lost
     bad = CliRunner().invoke(textzoom_synth.main, ["--out", str(out), "--train", "-1"])
     assert bad.exit_code == 2
+
+
+def test_synth_cli_without_system_fonts_uses_packaged_fonts_only(tmp_path: Path) -> None:
+    from glyphsr.data.synth.fonts import available_fonts
+
+    out = tmp_path / "tz"
+    res = CliRunner().invoke(textzoom_synth.main, ["--out", str(out), "--train", "4", "--test", "2", "--seed", "1",
+                                                   "--workers", "1", "--no-system-fonts", "--quiet"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "synth.json").read_text())
+    assert manifest["system_fonts"] is False
+    packaged = {Path(f.path).name for f in available_fonts(system=False)}
+    assert set(manifest["fonts"]["train_files"] + manifest["fonts"]["test_files"]) == packaged

@@ -77,15 +77,19 @@ def covers_charset(path: str, charset: str = CHARSET_ALL) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=1)
-def available_fonts() -> tuple[Font, ...]:
-    """Every usable font found, deduplicated (TTF preferred over OTF of the same name), sorted by path."""
+@functools.lru_cache(maxsize=2)
+def available_fonts(system: bool = True) -> tuple[Font, ...]:
+    """Every usable font found, deduplicated (TTF preferred over OTF of the same name), sorted by path.
+
+    ``system=False`` leaves out the fonts installed on the machine (``SYSTEM_FONT_DIRS``): only those of the font
+    packages remain, so a seed gives the same font split wherever glyphsr is installed (a GPU machine without
+    DejaVu drew its test tiers from other families than a machine with it)."""
     found: dict[str, tuple[Path, str]] = {}
     for pkg in FONT_PACKAGES:
         for p in _package_font_files(pkg):
             if p.suffix.lower() == ".ttf" or p.stem not in found:
                 found[p.stem] = (p, pkg)
-    for p in _system_font_files():
+    for p in (_system_font_files() if system else ()):
         found.setdefault(p.stem, (p, "system"))
     fonts = []
     for stem, (p, src) in sorted(found.items()):

@@ -161,10 +161,12 @@ def generate(
     overwrite: bool = False,
     chunk: int = 64,
     progress: Callable[[str, int, int], None] | None = None,
+    system_fonts: bool = True,
 ) -> dict:
     """Write the synthetic TextZoom to ``out``; returns the manifest (also written to ``out/synth.json``).
 
-    ``progress(split, done, total)`` is called as chunks finish."""
+    ``progress(split, done, total)`` is called as chunks finish. ``system_fonts=False``: only the packaged fonts
+    (the same font split on every machine)."""
     if n_train < 0 or n_test < 0:
         raise ValueError(f"sample counts must be >= 0, got train={n_train} test={n_test}")
     out = Path(out)
@@ -174,7 +176,7 @@ def generate(
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{out} already holds {', '.join(existing)} (overwrite to replace them)")
-    fonts = available_fonts()
+    fonts = available_fonts(system_fonts)
     if not fonts:
         raise RuntimeError("no usable font found: install glyphsr's font packages (pip install glyphsr)")
     train_fonts, test_fonts = split_fonts(fonts, seed, test_font_fraction)
@@ -210,6 +212,7 @@ def generate(
         "generator": "glyphsr.data.synth",
         "code_version": code_version(),
         "seed": seed,
+        "system_fonts": system_fonts,
         "counts": counts,
         "tiers": {k: list(v) for k, v in TIERS.items()},
         "fonts": {
