@@ -91,14 +91,25 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
     t = trainer_for(variant, batch, precision, device)
     for _ in range(5):
         t.train_step()
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
-    with torch_profile(activities=acts, profile_memory=True) as p:
-        for _ in range(5):
+    cuda = device.startswith("cuda")
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    # on a GPU, memory events and five steps made the table take over 45 s to build (H200, 2026-11-28): two steps
+    with torch_profile(activities=acts, profile_memory=not cuda) as p:
+        for _ in range(2 if cuda else 5):
             t.train_step()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-    key = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
-    return p.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    averages = p.key_averages()
+    ops = averages.table(sort_by=key, row_limit=rows, max_name_column_width=60)
+    # the trainer's phases and the network's parts (record_function ranges named glyphsr.*): the forward parts'
+    # times, the backward's and the optimizer's, per call (the device's time where there is one)
+    total = "device_time_total" if cuda else "cpu_time_total"
+    lines = [f"{'range':<20} {'calls':>6} {'total ms':>10} {'ms per step':>12}"]
+    for e in sorted((e for e in averages if e.key.startswith("glyphsr.")), key=lambda e: -getattr(e, total, 0)):
+        ms = getattr(e, total, 0) / 1000
+        lines.append(f"{e.key:<20} {e.count:>6} {ms:>10.1f} {ms / (2 if cuda else 5):>12.2f}")
+    return ops + "\n" + "\n".join(lines)
 
 
 @click.command()
@@ -112,6 +123,7 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
 @click.option("--compile-only", is_flag=True,
               help="Measure only torch.compile at the first configuration (with --gru-scan: also with the scan).")
 @click.option("--profile", "do_profile", is_flag=True, help="Print torch.profiler's table for the first config.")
+@click.option("--profile-only", is_flag=True, help="Only the profile: no measurements before it.")
 @click.option("--gru-fp32", is_flag=True,
               help="Also measure the first variant and bf16 at each batch with the SR blocks' GRUs in float32 under "
                    "autocast (GLYPHSR_FP32_GRU; the CPU's default).")
@@ -120,13 +132,14 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
                    "operations (GLYPHSR_GRU=scan), and --compile with it.")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
 def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp32, gru_scan, compile_only,
-         do_profile, no_record) -> None:
+         do_profile, profile_only, no_record) -> None:
     variants = variants or ("full", "baseline1")
     batches = batches or (48,)
     precisions = precisions or (("bf16",) if device.startswith("cuda") else ("fp32",))
     results = []
-    compile_ = compile_ or compile_only
-    for v in ([] if compile_only else variants):
+    compile_ = (compile_ or compile_only) and not profile_only
+    do_profile = do_profile or profile_only
+    for v in ([] if compile_only or profile_only else variants):
         for b in batches:
             for p in precisions:
                 try:
@@ -140,9 +153,9 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
 
     kind = device.split(":")[0]
     extra = []  # (label, environment) of the GRU settings measured beside the default, bf16 only
-    if gru_fp32 and "bf16" in precisions and not compile_only:
+    if gru_fp32 and "bf16" in precisions and not (compile_only or profile_only):
         extra.append(("fp32", {sr_branch.FP32_GRU_ENV: ",".join(sorted(sr_branch.float32_gru_devices() | {kind}))}))
-    if gru_scan and "bf16" in precisions and not compile_only:
+    if gru_scan and "bf16" in precisions and not (compile_only or profile_only):
         extra.append(("scan", {sr_branch.GRU_IMPL_ENV: "scan"}))
     for label, env in extra:
         with scoped_environ(env):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import record_function
 
 from glyphsr.data.labels import CHARSET_ALL, MAX_CHARS
 from glyphsr.data.textzoom import LR_SIZE
@@ -150,20 +151,25 @@ class GlyphSRNet(nn.Module):
             nn.init.zeros_(self.out.bias)
 
     def forward(self, lr: torch.Tensor) -> SROutput:
-        probs = self.tpg(lr)
-        steps = probs if self.tp_steps in (None, probs.shape[-1]) else \
-            F.adaptive_avg_pool2d(probs, (1, self.tp_steps))
-        tp = self.tp_transformer(steps)
+        # record_function: the parts, named in torch.profiler's tables (forward times; bench_train --profile)
+        with record_function("glyphsr.tpg"):
+            probs = self.tpg(lr)
+            steps = probs if self.tp_steps in (None, probs.shape[-1]) else \
+                F.adaptive_avg_pool2d(probs, (1, self.tp_steps))
+            tp = self.tp_transformer(steps)
         x = self.stn(lr) if self.stn is not None and self.training else lr
         f0 = self.head(x)
         f = f0
         glyph: dict[str, torch.Tensor | None] = {"line": None, "char": None, "cls": None}
         for n, block in enumerate(self.blocks, start=1):
-            f = block(f, tp)
+            with record_function("glyphsr.srb"):
+                f = block(f, tp)
             if n == self.n_gly and self.gpm is not None:
-                glyph = self.gpm(f)
+                with record_function("glyphsr.gpm"):
+                    glyph = self.gpm(f)
             if self.gfm is not None and n >= self.n_gly:
-                f = self.gfm[n - self.n_gly](f, glyph["char"])
+                with record_function("glyphsr.gfm"):
+                    f = self.gfm[n - self.n_gly](f, glyph["char"])
         y = self.out(self.up(f0 + self.tail(f)))
         if self.residual:
             sr = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False,

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.profiler import record_function
 
 from glyphsr._version import code_version
 from glyphsr.sr.checkpoint import load_state, read_resume, read_weights, write_checkpoint
@@ -220,12 +221,15 @@ class Trainer:
             if "tf_target" in b:
                 tf["target_p"] = b["tf_target"]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            out = self.net(b["lr"])
-            terms = self.crit(out, b["hr"], b.get("labels"), b["line"], b["char"], cls_t=b["cls"],
-                              glyph_valid=glyph_ok, **tf)
+            with record_function("glyphsr.forward"):  # the phases, named in torch.profiler's tables
+                out = self.net(b["lr"])
+            with record_function("glyphsr.loss"):
+                terms = self.crit(out, b["hr"], b.get("labels"), b["line"], b["char"], cls_t=b["cls"],
+                                  glyph_valid=glyph_ok, **tf)
         loss = terms["total"]
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with record_function("glyphsr.backward"):
+            loss.backward()
         if not math.isfinite(loss.item()):  # queued backward keeps the device busy meanwhile
             self.opt.zero_grad(set_to_none=True)
             with torch.no_grad():
@@ -240,11 +244,12 @@ class Trainer:
             self.step += 1
             return None
         self.bad_in_row = 0
-        if self.tc.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
-        self.opt.step()
-        if self.ema is not None:
-            self._update_ema()
+        with record_function("glyphsr.optimizer"):
+            if self.tc.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+            self.opt.step()
+            if self.ema is not None:
+                self._update_ema()
         self.step += 1
         terms = {k: v.detach() for k, v in terms.items()}
         terms["lr"] = torch.tensor(lr_now)
