@@ -46,7 +46,7 @@ def _curve(run: Path) -> list[dict]:
 
 
 def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | None, device: str,
-               row: str = "model") -> tuple[str, dict]:
+               row: str = "model", notes: tuple[str, ...] = ()) -> tuple[str, dict]:
     """(README text, card facts) for the weights in ``weights``; ValueError when the evaluation is of other weights
     or lacks the tiers."""
     from glyphsr.sr.checkpoint import read_weights
@@ -70,7 +70,8 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         "name": weights.name, "steps": meta["step"], "samples": meta["samples"], "epoch": meta.get("epoch"),
         "train_time_s": meta.get("train_time_s"), "samples_per_s": summary.get("samples_per_s"), "device": device,
         "code_version": meta["code_version"], "data": {"seed": synth.get("seed"), "counts": synth.get("counts")},
-        "config": cfg, "judge": judge, "row": row,
+        "config": cfg, "judge": judge, "row": row, "weights": meta.get("weights", "raw"), "notes": list(notes),
+        "system_fonts": synth.get("system_fonts"), "test_fonts": (synth.get("fonts") or {}).get("test"),
         "eval": {t: {"n": ev["sets"][t], "bicubic": acc[t]["bicubic"], "sr": acc[t][row], "hr": acc[t].get("hr"),
                      "psnr": {k: metrics[t][k]["psnr"] for k in ("bicubic", row)},
                      "ssim": {k: metrics[t][k]["ssim"] for k in ("bicubic", row)},
@@ -80,6 +81,10 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         "curve": _curve(run) if run else [],
     }
     m, tr = cfg["model"], cfg["train"]
+    if facts["weights"] == "ema" or row == "model_ema":
+        shipped = f"the exponential moving average of the weights (decay {tr.get('ema')}), not the last raw weights"
+    else:
+        shipped = "the raw weights of the last step"
     counts = synth.get("counts") or {}
     judge_name = JUDGE_NAMES.get(judge, judge)
     lines = [
@@ -92,6 +97,10 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         f"- `textzoom-synth` seed {synth.get('seed', '?')}: {counts.get('train', 0):,} training pairs; test tiers "
         + ", ".join(f"{t} {counts.get(t, 0):,}" for t in TIERS) + " (font families the training pairs do not use); "
         "glyph pseudo-labels by `gem-extract`.",
+        *([f"- test font families: {', '.join(facts['test_fonts'])}"
+           + ("; fonts of glyphsr's font packages only (`textzoom-synth --no-system-fonts`: the same data on any "
+              "machine)" if facts["system_fonts"] is False else "")] if facts["test_fonts"] else []),
+        *(f"- {n}" for n in notes),
         "- Synthetic only: these weights have not seen TextZoom. Compare them with the paper's tables only after "
         "training on TextZoom with the paper's recognizers.", "",
         "## Recipe", "",
@@ -101,7 +110,7 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         f"- optimizer: Adam lr {tr['lr']}, batch {tr['batch']}, {tr.get('warmup_steps')} warm-up steps, "
         f"{tr['schedule']} schedule, grad clip {tr.get('grad_clip')}, EMA {tr.get('ema')}, precision "
         f"{tr['precision']}",
-        f"- shipped row: {'the EMA of the weights' if row == 'model_ema' else 'the weights as exported'}", "",
+        f"- shipped: {shipped}", "",
         f"## Accuracy (judge: {judge_name}), PSNR and SSIM", "",
         "| tier | n | bicubic | SR | HR | PSNR bicubic | PSNR SR | SSIM bicubic | SSIM SR |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -146,11 +155,13 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
 @click.option("--device", required=True, help="What trained them, in words.")
 @click.option("--row", type=click.Choice(["model", "model_ema"]), default="model", show_default=True,
               help="Which row of the evaluation the shipped weights are.")
-def main(weights, eval_json, run, data, device, row) -> None:
+@click.option("--note", "notes", multiple=True,
+              help="A line for the card's data section (repeatable): where the training data was made, say.")
+def main(weights, eval_json, run, data, device, row, notes) -> None:
     from glyphsr.sr.checkpoint import CheckpointError
 
     try:
-        text, facts = build_card(weights, eval_json, run, data, device, row)
+        text, facts = build_card(weights, eval_json, run, data, device, row, notes)
     except (ValueError, KeyError, CheckpointError) as exc:  # ValueError covers a JSON file that does not parse
         sys.exit(f"error: {exc}")
     for name, body in (("README.md", text), ("card.json", json.dumps(facts, indent=1))):

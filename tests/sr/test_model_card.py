@@ -39,12 +39,17 @@ def test_card_from_weights_eval_and_run(synth_dir: Path, tmp_path: Path) -> None
     ev = json.loads((tmp_path / "eval.json").read_text())
 
     run = CliRunner().invoke(model_card.main, [str(weights), "--eval", str(tmp_path / "eval.json"), "--run",
-                                               str(tmp_path / "run"), "--data", str(synth_dir), "--device", "one GPU"])
+                                               str(tmp_path / "run"), "--data", str(synth_dir), "--device", "one GPU",
+                                               "--note", "training pairs made on the GPU machine"])
     assert run.exit_code == 0, run.output
     card = (weights / "README.md").read_text()
     facts = json.loads((weights / "card.json").read_text())
     assert "1,234 steps" in card and "315,904 samples" in card and "abcdef123456" in card and "one GPU" in card
     assert "seed 3" in card and "RapidOCR" in card and "textzoom-synth" in card
+    assert "- training pairs made on the GPU machine" in card and "the raw weights of the last step" in card
+    synth = json.loads((synth_dir / "synth.json").read_text())
+    assert f"test font families: {', '.join(synth['fonts']['test'])}" in card
+    assert ("--no-system-fonts" in card) == (synth["system_fonts"] is False)
     assert facts["steps"] == 1234 and facts["samples"] == 315904 and facts["samples_per_s"] == 1087.4
     acc, metrics = ev["accuracy"]["rapidocr"], ev["metrics"]
     for tier in ("easy", "medium", "hard"):
