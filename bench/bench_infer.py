@@ -94,7 +94,7 @@ def io_costs(n: int = 100) -> dict:
 @click.option("--threads", default=None, type=int, help="torch threads on the CPU (default: torch's).")
 @click.option("--layout", "layouts", multiple=True, type=click.Choice(["auto", "channels-last", "contiguous"]),
               help="Memory layout of the network and its inputs (default auto: what sr-infer does, channels-last "
-                   "on the CPU only).")
+                   "on the CPU and CUDA since 2026-11-28).")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
 def main(device, batches, precisions, n, lines, line_width, threads, layouts, no_record) -> None:
     import torch
