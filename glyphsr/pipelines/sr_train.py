@@ -220,7 +220,7 @@ def plot_curves(history: list[dict], path: Path) -> Path | None:
         return None
     train = [e for e in history if e["kind"] == "train"]
     val = [e for e in history if e["kind"] == "val"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.2))
     ax = axes[0]
     if train:
         keys = [k for k in train[-1]["loss"] if k != "lr"]
@@ -246,15 +246,23 @@ def plot_curves(history: list[dict], path: Path) -> Path | None:
                         label=f"{name}: SR (n={n})")
                 ax.axhline(during[-1]["results"]["sets"][name]["bicubic"]["accuracy"] * 100, color=c, ls="--", lw=1,
                            label=f"{name}: bicubic (n={n})")
+                ema = [(e["samples"], e["results"]["ema"]["sets"][name]["accuracy"] * 100) for e in during
+                       if (e["results"].get("ema") or {}).get("sets", {}).get(name)]
+                if ema:  # the EMA of the weights: what sr-export --ema ships, often far from the raw weights
+                    ax.plot(*zip(*ema), color=c, marker="x", ls=":", label=f"{name}: EMA of the weights")
             for e in final:
                 r = e["results"]["sets"][name]
                 ax.plot([e["samples"]], [r["sr"]["accuracy"] * 100], color=c, marker="*", ms=12, ls="none",
                         label=f"{name}: SR, final (n={r['sr']['n']}; bicubic {r['bicubic']['accuracy'] * 100:.1f}%)")
+                er = (e["results"].get("ema") or {}).get("sets", {}).get(name)
+                if er:
+                    ax.plot([e["samples"]], [er["accuracy"] * 100], color=c, marker="*", ms=12, ls="none",
+                            mfc="none", label=f"{name}: EMA, final")
     ax.set_xlabel("samples seen")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("validation accuracy (judge: RapidOCR)")
     if val:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the curves, not over them
     else:
         ax.text(0.5, 0.5, "no validation in this run", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
