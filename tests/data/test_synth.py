@@ -44,8 +44,8 @@ def test_system_fonts_can_be_left_out(tmp_path: Path, monkeypatch: pytest.Monkey
     try:
         with_system = available_fonts(system=True)
         assert any(f.source == "system" and Path(f.path).name == "ZzInstalledHere.ttf" for f in with_system)
-        assert available_fonts(system=False) == packaged
-        assert split_fonts(available_fonts(system=False), seed=0) == split_fonts(packaged, seed=0)
+        assert available_fonts(system=False) == packaged == available_fonts(False)
+        assert len(with_system) == len(packaged) + 1
     finally:
         available_fonts.cache_clear()
 

@@ -77,13 +77,18 @@ def covers_charset(path: str, charset: str = CHARSET_ALL) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=2)
 def available_fonts(system: bool = True) -> tuple[Font, ...]:
     """Every usable font found, deduplicated (TTF preferred over OTF of the same name), sorted by path.
 
     ``system=False`` leaves out the fonts installed on the machine (``SYSTEM_FONT_DIRS``): only those of the font
     packages remain, so a seed gives the same font split wherever glyphsr is installed (a GPU machine without
-    DejaVu drew its test tiers from other families than a machine with it)."""
+    DejaVu drew its test tiers from other families than a machine with it). Cached per value of ``system``
+    (``available_fonts.cache_clear()`` forgets both)."""
+    return _available_fonts(bool(system))
+
+
+@functools.lru_cache(maxsize=2)
+def _available_fonts(system: bool) -> tuple[Font, ...]:
     found: dict[str, tuple[Path, str]] = {}
     for pkg in FONT_PACKAGES:
         for p in _package_font_files(pkg):
@@ -98,6 +103,9 @@ def available_fonts(system: bool = True) -> tuple[Font, ...]:
         family, style = ImageFont.truetype(str(p), 24).getname()
         fonts.append(Font(str(p), family or stem, style or "", src))
     return tuple(sorted(fonts, key=_order))
+
+
+available_fonts.cache_clear = _available_fonts.cache_clear  # type: ignore[attr-defined]
 
 
 def _order(f: Font) -> tuple[int, str]:
