@@ -58,6 +58,40 @@ def measure(sr, images: list, batch: int, autocast: bool, device) -> dict:
             "seconds": round(dt, 2)}
 
 
+def profile_forward(sr, batch: int, autocast: bool, device, passes: int = 3, rows: int = 25) -> str:
+    """torch.profiler's tables for ``passes`` forward passes of ``batch`` 16x64 windows: the operators, then the
+    network's parts (record_function ranges glyphsr.tpg, .srb, .gpm, .gfm) per pass."""
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    cuda = device.type == "cuda"
+    x = torch.rand(batch, 4, 16, 64, device=device)
+
+    def run() -> None:
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            sr(x)
+
+    for _ in range(2):  # warm-up: allocator, cuDNN/oneDNN plans
+        run()
+    if cuda:
+        torch.cuda.synchronize(device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch_profile(activities=acts) as prof:
+        for _ in range(passes):
+            run()
+        if cuda:
+            torch.cuda.synchronize(device)
+    averages = prof.key_averages()
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    total = "device_time_total" if cuda else "cpu_time_total"
+    lines = [f"{'range':<14} {'calls':>6} {'ms per pass':>12}"]
+    for e in sorted((e for e in averages if e.key.startswith("glyphsr.")), key=lambda e: -getattr(e, total, 0)):
+        lines.append(f"{e.key:<14} {e.count:>6} {getattr(e, total, 0) / 1000 / passes:>12.2f}")
+    return (averages.table(sort_by=key, row_limit=rows, max_name_column_width=60) + "\n"
+            + f"batch {batch}, {'bf16' if autocast else 'fp32'}, {passes} passes\n" + "\n".join(lines))
+
+
 def io_costs(n: int = 100) -> dict:
     """Milliseconds per image, one thread: decode + prepare a 160x40 PNG; write a 128x32 PNG."""
     import numpy as np
@@ -95,8 +129,11 @@ def io_costs(n: int = 100) -> dict:
 @click.option("--layout", "layouts", multiple=True, type=click.Choice(["auto", "channels-last", "contiguous"]),
               help="Memory layout of the network and its inputs (default auto: what sr-infer does, channels-last "
                    "on the CPU and CUDA since 2026-11-28).")
+@click.option("--profile", "do_profile", is_flag=True,
+              help="Only torch.profiler's tables for forward passes of 16x64 windows at the first batch, precision "
+                   "and layout (the operators, then the network's parts); no measurements.")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
-def main(device, batches, precisions, n, lines, line_width, threads, layouts, no_record) -> None:
+def main(device, batches, precisions, n, lines, line_width, threads, layouts, do_profile, no_record) -> None:
     import torch
 
     from glyphsr.sr.modeling import SRConfig, build_model
@@ -120,6 +157,9 @@ def main(device, batches, precisions, n, lines, line_width, threads, layouts, no
         model.to(memory_format=fmt)
         return lambda x: model(x.contiguous(memory_format=fmt)).sr
 
+    if do_profile:
+        print(profile_forward(sr_fn(layouts[0]), batches[0], precisions[0] == "bf16", dev), flush=True)
+        return
     workloads = {"fit 16x64": make_images(n, 64), f"tiles 16x{line_width}": make_images(lines, line_width, seed=1)}
     results = []
     configs = [(layout, p, b, name) for layout in layouts for p in precisions for b in batches for name in workloads]
