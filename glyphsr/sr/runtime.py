@@ -110,7 +110,10 @@ def sr_function(model: torch.nn.Module, device: str | torch.device) -> Callable[
     import torch
 
     model.eval()
-    if torch.device(device).type == "cuda":
+    kind = torch.device(device).type
+    if kind == "cuda":
         cuda_setup(device)
+    if kind not in ("cpu", "cuda"):  # measured on the CPU and CUDA only
+        return lambda x: model(x).sr
     model.to(memory_format=torch.channels_last)
     return lambda x: model(x.contiguous(memory_format=torch.channels_last)).sr

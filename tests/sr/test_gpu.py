@@ -77,12 +77,13 @@ def test_cuda_sr_function_is_channels_last_and_computes_the_same() -> None:
     fast = build_model(SRConfig(tpg_pretrained=False)).eval().cuda()
     fast.load_state_dict(plain.state_dict())
     x = torch.rand(4, 4, 16, 64, device="cuda")
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        fn = sr_function(fast, "cuda")
+        fn = sr_function(fast, "cuda")  # turns cuDNN's autotuner on: put back after the test
         assert fast.head[0].weight.is_contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             torch.testing.assert_close(fn(x), plain(x).sr, atol=1e-4, rtol=1e-4)
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.benchmark) = saved
