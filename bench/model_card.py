@@ -98,8 +98,8 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         + ", ".join(f"{t} {counts.get(t, 0):,}" for t in TIERS) + " (font families the training pairs do not use); "
         "glyph pseudo-labels by `gem-extract`.",
         *([f"- test font families: {', '.join(facts['test_fonts'])}"
-           + ("; fonts of glyphsr's font packages only (`textzoom-synth --no-system-fonts`: the same data on any "
-              "machine)" if facts["system_fonts"] is False else "")] if facts["test_fonts"] else []),
+           + ("; fonts of glyphsr's font packages only (`textzoom-synth --no-system-fonts`: the same font split and "
+              "labels on any machine)" if facts["system_fonts"] is False else "")] if facts["test_fonts"] else []),
         *(f"- {n}" for n in notes),
         "- Synthetic only: these weights have not seen TextZoom. Compare them with the paper's tables only after "
         "training on TextZoom with the paper's recognizers.", "",

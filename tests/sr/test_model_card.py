@@ -64,6 +64,16 @@ def test_card_from_weights_eval_and_run(synth_dir: Path, tmp_path: Path) -> None
         assert f"| {v['fixed']} | {v['broken']} | {format_p(v['p'])} |" in card
     assert [c["step"] for c in facts["curve"]] == [0, 1234]  # the repeated final validation once
 
+    packaged = tmp_path / "packaged-data"  # data made with textzoom-synth --no-system-fonts
+    packaged.mkdir()
+    (packaged / "synth.json").write_text(json.dumps({**synth, "system_fonts": False}))
+    run = CliRunner().invoke(model_card.main, [str(weights), "--eval", str(tmp_path / "eval.json"), "--data",
+                                               str(packaged), "--device", "one GPU"])
+    assert run.exit_code == 0, run.output
+    card = (weights / "README.md").read_text()
+    assert "`textzoom-synth --no-system-fonts`: the same font split and labels on any machine" in card
+    assert json.loads((weights / "card.json").read_text())["system_fonts"] is False
+
     (weights / "README.md").write_text("kept")
     ev["model_step"] = 99  # an evaluation of other weights
     (tmp_path / "other.json").write_text(json.dumps(ev))

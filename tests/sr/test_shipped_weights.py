@@ -38,6 +38,8 @@ def test_model_card_matches_the_weights() -> None:
     assert meta["code_version"].split("+g")[-1][:12] in card  # the commit that trained them
     facts = json.loads((folder / "card.json").read_text())
     assert facts["steps"] == meta["step"] and facts["samples"] == meta["samples"]
+    assert facts["weights"] == meta.get("weights", "raw")  # EMA or raw, as sr-export wrote them
+    assert ("- shipped: the exponential moving average" in card) == (meta.get("weights") == "ema")
     for tier in ("easy", "medium", "hard"):
         row = facts["eval"][tier]
         assert 0 <= row["bicubic"] <= 1 and 0 <= row["sr"] <= 1 and row["n"] > 0
