@@ -50,7 +50,7 @@ def _lr(scene: np.ndarray, rng: np.random.Generator, severity: float) -> Image.I
 def make_shapes(out: Path, data: Path, seed: int = 0) -> list[tuple[Path, str]]:
     """Write the three inputs into ``out``; returns (path, what it is) for each. ``data``: a textzoom-synth folder."""
     out.mkdir(parents=True, exist_ok=True)
-    _, test_fonts = split_fonts(available_fonts(), seed)
+    _, test_fonts = split_fonts(available_fonts(system=False), seed)  # the split of the demo's data
     font = sorted(test_fonts, key=lambda f: (f.style != "Regular", f.path))[0].path
     rng = np.random.default_rng([seed, 14])
     made = []
