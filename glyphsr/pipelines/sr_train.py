@@ -197,6 +197,14 @@ class Display:
                 parts.append(f"{name} {rows['sr']['accuracy'] * 100:.1f}% (bicubic "
                              f"{rows['bicubic']['accuracy'] * 100:.1f}%"
                              + (f", +{vs['fixed']}/-{vs['broken']} images" if vs else "") + ")")
+            ema = res.get("ema") or {}
+            if ema.get("sets"):
+                ema_parts = []
+                for name, row in ema["sets"].items():
+                    vs = ema.get("versus_bicubic", {}).get(name)
+                    ema_parts.append(f"{name} {row['accuracy'] * 100:.1f}%"
+                                     + (f" (+{vs['fixed']}/-{vs['broken']} images)" if vs else ""))
+                parts.append("EMA: " + ", ".join(ema_parts))
             console.print(f"[cyan]validation[/] step {e['step']:,}: " + ", ".join(parts)
                           + f"; average {e['accuracy'] * 100:.2f}% (best {e['best'] * 100:.2f}%)", soft_wrap=True)
             if self.tb is not None:

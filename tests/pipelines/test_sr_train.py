@@ -47,6 +47,12 @@ def test_run_folder_validation_and_checkpoints(synth_store: Path, tmp_path: Path
     assert set(vs) == {"easy", "medium", "hard"} and all(set(v) == {"sr"} and v["sr"]["n"] == 6 for v in vs.values())
     assert f"(bicubic {sets['hard']['bicubic']['accuracy'] * 100:.1f}%, +{vs['hard']['sr']['fixed']}/-" \
         f"{vs['hard']['sr']['broken']} images)" in res.output
+    ema = vals[-1]["results"]["ema"]  # the EMA row against bicubic too, on the same images
+    assert set(ema["versus_bicubic"]) == {"easy", "medium", "hard"}
+    assert all(v["n"] == 6 and v["fixed"] + v["broken"] <= 6 for v in ema["versus_bicubic"].values())
+    ev = ema["versus_bicubic"]["hard"]
+    assert f"EMA: easy {ema['sets']['easy']['accuracy'] * 100:.1f}%" in res.output
+    assert f"hard {ema['sets']['hard']['accuracy'] * 100:.1f}% (+{ev['fixed']}/-{ev['broken']} images)" in res.output
     assert [e["step"] for e in events if e["kind"] == "train"] == [1, 2, 3]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["samples_seen"] == 6 and summary["data"]["used"] == 40

@@ -285,7 +285,9 @@ class Trainer:
             ema_res = summary(evaluate(sr_fn, sets, self.judge, self.device, autocast=self.autocast))
             self.model.load_state_dict(raw)
             res["ema"] = {"sets": {n: v["sr"] for n, v in ema_res["sets"].items()},
-                          "average": ema_res["average"].get("sr")}
+                          "average": ema_res["average"].get("sr"),
+                          # the EMA against bicubic image by image, as the raw weights are (fixed, broken, p)
+                          "versus_bicubic": {n: v["sr"] for n, v in ema_res.get("versus_bicubic", {}).items()}}
         self.model.train()
         return res
 
