@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from bench._profile import ranges_table
 from bench._record import record
 
 
@@ -65,6 +66,7 @@ def profile_forward(sr, batch: int, autocast: bool, device, passes: int = 3, row
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
+
     cuda = device.type == "cuda"
     x = torch.rand(batch, 4, 16, 64, device=device)
 
@@ -84,12 +86,9 @@ def profile_forward(sr, batch: int, autocast: bool, device, passes: int = 3, row
             torch.cuda.synchronize(device)
     averages = prof.key_averages()
     key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
-    total = "device_time_total" if cuda else "cpu_time_total"
-    lines = [f"{'range':<14} {'calls':>6} {'ms per pass':>12}"]
-    for e in sorted((e for e in averages if e.key.startswith("glyphsr.")), key=lambda e: -getattr(e, total, 0)):
-        lines.append(f"{e.key:<14} {e.count:>6} {getattr(e, total, 0) / 1000 / passes:>12.2f}")
     return (averages.table(sort_by=key, row_limit=rows, max_name_column_width=60) + "\n"
-            + f"batch {batch}, {'bf16' if autocast else 'fp32'}, {passes} passes\n" + "\n".join(lines))
+            + f"batch {batch}, {'bf16' if autocast else 'fp32'}, {passes} passes\n"
+            + ranges_table(averages, cuda, passes, "pass"))
 
 
 def io_costs(n: int = 100) -> dict:

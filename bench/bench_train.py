@@ -19,6 +19,7 @@ import time
 
 import click
 
+from bench._profile import ranges_table
 from bench._record import record
 
 VARIANTS = {"full": {}, "baseline1": {"variant": "baseline1"}}
@@ -88,6 +89,7 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
+
     t = trainer_for(variant, batch, precision, device)
     for _ in range(5):
         t.train_step()
@@ -102,15 +104,7 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
     key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
     averages = p.key_averages()
     ops = averages.table(sort_by=key, row_limit=rows, max_name_column_width=60)
-    # the trainer's phases and the network's parts (record_function ranges named glyphsr.*): the forward parts'
-    # times, the backward's and the optimizer's, per call (the device's time where there is one)
-    total = "device_time_total" if cuda else "cpu_time_total"
-    steps = 2 if cuda else 5
-    lines = [f"{'range':<20} {'recorded on':<12} {'calls':>6} {'total ms':>10} {'ms per step':>12}"]
-    for e in sorted((e for e in averages if e.key.startswith("glyphsr.")), key=lambda e: -getattr(e, total, 0)):
-        ms = getattr(e, total, 0) / 1000
-        where = str(getattr(e, "device_type", "")).split(".")[-1]  # the CPU range, or its GPU annotation
-        lines.append(f"{e.key:<20} {where:<12} {e.count:>6} {ms:>10.1f} {ms / steps:>12.2f}")
+    lines = [ranges_table(averages, cuda, 2 if cuda else 5, "step")]  # the trainer's phases, the network's parts
     if cuda:  # autograd runs the backward on its own thread: those kernels are not inside glyphsr.backward
         lines.append("glyphsr.backward's kernels run on autograd's thread and may not count under the range: "
                      "read the backward in the operator table above")
