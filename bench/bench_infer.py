@@ -131,10 +131,15 @@ def io_costs(n: int = 100) -> dict:
 @click.option("--profile", "do_profile", is_flag=True,
               help="Only torch.profiler's tables for forward passes of 16x64 windows at the first batch, precision "
                    "and layout (the operators, then the network's parts); no measurements.")
+@click.option("--kernels", "kernel_sets", multiple=True, type=click.Choice(["default", "native"]),
+              help="default: what the network picks (on CUDA: Triton GRUs, resizing by matrix products); native: "
+                   "cuDNN's GRUs and F.interpolate (GLYPHSR_GRU=native GLYPHSR_RESIZE=native). Default: default.")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
-def main(device, batches, precisions, n, lines, line_width, threads, layouts, do_profile, no_record) -> None:
+def main(device, batches, precisions, n, lines, line_width, threads, layouts, kernel_sets, do_profile,
+         no_record) -> None:
     import torch
 
+    from glyphsr.data.decode import scoped_environ
     from glyphsr.sr.modeling import SRConfig, build_model
     from glyphsr.sr.runtime import sr_function
 
@@ -161,9 +166,11 @@ def main(device, batches, precisions, n, lines, line_width, threads, layouts, do
         return
     workloads = {"fit 16x64": make_images(n, 64), f"tiles 16x{line_width}": make_images(lines, line_width, seed=1)}
     results = []
-    configs = [(layout, p, b, name) for layout in layouts for p in precisions for b in batches for name in workloads]
+    kernel_sets = kernel_sets or ("default",)
+    configs = [(k, layout, p, b, name) for k in kernel_sets for layout in layouts for p in precisions
+               for b in batches for name in workloads]
     sr, built = None, None
-    for layout, p, b, name in configs:
+    for k, layout, p, b, name in configs:
         images = workloads[name]
         if not images:
             continue
@@ -171,13 +178,17 @@ def main(device, batches, precisions, n, lines, line_width, threads, layouts, do
             sr, built = sr_fn(layout), layout
         if cuda:
             torch.cuda.reset_peak_memory_stats(dev)
+        env = {"GLYPHSR_GRU": "native", "GLYPHSR_RESIZE": "native"} if k == "native" else {}
         try:
-            r = measure(sr, images, b, p == "bf16", dev)
+            with scoped_environ(env):
+                r = measure(sr, images, b, p == "bf16", dev)
         except Exception as exc:  # noqa: BLE001 - one failing configuration (e.g. out of memory) is reported
             r = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         peak = (torch.cuda.max_memory_allocated(dev) if cuda
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         r = {"workload": name, "layout": layout, "precision": p, "batch": b, **r, "peak_gb": round(peak / 1e9, 2)}
+        if k != "default":
+            r["kernels"] = k
         print(json.dumps(r), flush=True)
         results.append(r)
     io = io_costs()
@@ -185,6 +196,7 @@ def main(device, batches, precisions, n, lines, line_width, threads, layouts, do
     dev_name = torch.cuda.get_device_name(dev) if cuda else f"cpu ({torch.get_num_threads()} torch threads)"
     summary = "sr-infer core, full model (random weights): " + "; ".join(
         f"{r['workload']} {r['precision']}{'' if r['layout'] == 'auto' else ' ' + r['layout']} b{r['batch']} "
+        + (f"kernels {r['kernels']} " if r.get("kernels") else "")
         + (r["error"][:60] if "error" in r else f"{r['images_per_s']:.1f} img/s ({r['windows_per_s']:.0f} windows/s)")
         for r in results) + f"; io per image: decode+prepare {io['load_ms']:.2f} ms, PNG write {io['save_ms']:.2f} ms"
     record("bench_infer", {"results": results, "io": io, "torch": torch.__version__,

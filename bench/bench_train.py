@@ -111,6 +111,15 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
     return ops + "\n" + "\n".join(lines)
 
 
+#: Kernel choices ``--kernels`` measures beside the default (the GRUs by Triton and resizing by matrix products on
+#: CUDA: glyphsr.sr.modeling.gru_triton and .resize), as environment variables.
+KERNEL_SETS = {
+    "native": {"GLYPHSR_GRU": "native", "GLYPHSR_RESIZE": "native"},
+    "gru-native": {"GLYPHSR_GRU": "native"},
+    "resize-native": {"GLYPHSR_RESIZE": "native"},
+}
+
+
 @click.command()
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--variant", "variants", multiple=True, type=click.Choice(sorted(VARIANTS)))
@@ -129,9 +138,12 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
 @click.option("--gru-scan", is_flag=True,
               help="Also measure the first variant and bf16 at each batch with the GRUs as a scan of ordinary "
                    "operations (GLYPHSR_GRU=scan), and --compile with it.")
+@click.option("--kernels", "kernel_sets", multiple=True, type=click.Choice(sorted(KERNEL_SETS)),
+              help="Also measure the first variant and bf16 at each batch with these kernel choices: native (cuDNN's "
+                   "GRUs and F.interpolate, the step before 2026-11-28's kernels), gru-native, resize-native.")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
 def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp32, gru_scan, compile_only,
-         do_profile, profile_only, no_record) -> None:
+         do_profile, profile_only, kernel_sets, no_record) -> None:
     variants = variants or ("full", "baseline1")
     batches = batches or (48,)
     precisions = precisions or (("bf16",) if device.startswith("cuda") else ("fp32",))
@@ -151,18 +163,21 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
     from glyphsr.sr.modeling import sr_branch
 
     kind = device.split(":")[0]
-    extra = []  # (label, environment) of the GRU settings measured beside the default, bf16 only
+    extra = []  # (key, label, environment) of the GRU and kernel settings measured beside the default, bf16 only
     if gru_fp32 and "bf16" in precisions and not (compile_only or profile_only):
-        extra.append(("fp32", {sr_branch.FP32_GRU_ENV: ",".join(sorted(sr_branch.float32_gru_devices() | {kind}))}))
+        fp32_kinds = ",".join(sorted(sr_branch.float32_gru_devices() | {kind}))
+        extra.append(("gru", "fp32", {sr_branch.FP32_GRU_ENV: fp32_kinds}))
     if gru_scan and "bf16" in precisions and not (compile_only or profile_only):
-        extra.append(("scan", {sr_branch.GRU_IMPL_ENV: "scan"}))
-    for label, env in extra:
+        extra.append(("gru", "scan", {sr_branch.GRU_IMPL_ENV: "scan"}))
+    if "bf16" in precisions and not (compile_only or profile_only):
+        extra += [("kernels", k, KERNEL_SETS[k]) for k in kernel_sets]
+    for key, label, env in extra:
         with scoped_environ(env):
             for b in batches:
                 try:
-                    r = {**measure(variants[0], b, "bf16", device, steps, warmup), "gru": label}
+                    r = {**measure(variants[0], b, "bf16", device, steps, warmup), key: label}
                 except Exception as exc:  # noqa: BLE001
-                    r = {"variant": variants[0], "batch": b, "precision": "bf16", "gru": label,
+                    r = {"variant": variants[0], "batch": b, "precision": "bf16", key: label,
                          "error": f"{type(exc).__name__}: {exc}"[:300]}
                 print(json.dumps(r), flush=True)
                 results.append(r)
@@ -186,7 +201,9 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
 
     dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu"
     summary = "; ".join(f"{r['variant']} b{r['batch']} {r['precision']}"
-                        + (f" gru {r['gru']}" if r.get("gru") else "") + (" compiled" if r.get("compile") else "")
+                        + (f" gru {r['gru']}" if r.get("gru") else "")
+                        + (f" kernels {r['kernels']}" if r.get("kernels") else "")
+                        + (" compiled" if r.get("compile") else "")
                         + ("" if "error" in r else f" {r['samples_per_s']:.3g}/s {r['peak_gb']:.1f} GB")
                         for r in results)
     record("bench_train", {"results": results, "torch": torch.__version__}, summary, device=dev_name,

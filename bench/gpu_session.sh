@@ -5,10 +5,11 @@
 # one call of 10 minutes):
 #   PHASE=train (the default; DEADLINE_S=520 in a call of 600 s):
 #     1. textzoom-synth: N_TRAIN training pairs (seed 0) and N_TEST per test tier;
-#     2. gem-extract on the CPU workers, while the GPU runs a bf16 smoke step and, with GRU_AB=1, the GRU A/B
-#        (bench_train at the runs' batch: cuDNN's GRUs under autocast, in float32, and as a scan): the fastest (the
-#        default unless another is 5% faster) is used by the runs (GLYPHSR_FP32_GRU or GLYPHSR_GRU, kept in
-#        $WORK/gru.env); off by default since the default won on an H200 (2026-11-28);
+#     2. gem-extract on the CPU workers, while the GPU runs a bf16 smoke step (with the default kernels, Triton GRUs
+#        and resizing by matrix products; if it fails, with cuDNN's GRUs and F.interpolate from there on) and the
+#        kernel A/B (KERNEL_AB=1, the default: bench_train at batch 256, the default kernels against the native
+#        ones; the runs use the faster, kept in $WORK/gru.env); GRU_AB=1 instead runs 2026-11-28's GRU A/B (cuDNN's
+#        GRUs under autocast, in float32, and as a scan);
 #        then the judge's bicubic/HR rows are cached once for all runs;
 #     3. sr-train runs side by side for the same training time, validated on the tiers (RapidOCR); RUNS picks them:
 #          main      GlyphSR, recipe short (global skip, no STN, no text focus, batch 256, lr 5e-4, 100 warm-up
@@ -29,11 +30,12 @@
 #        weights only after sr-eval on 1,000 images per tier (on the CPU, after the session) reads them better than
 #        the shipped card's figures.
 #   PHASE=bench (DEADLINE_S: what the session has left, less a minute), most wanted first, each stage cut to what
-#     the deadline leaves: bench_infer and its profile, torch.profiler's tables of a training step (the GRUs as the
-#     runs had them), the gpu-marked tests, torchrun with 2 processes on the one GPU against one process, same
-#     global batch and steps (Target 3), bench_train at the default GRUs, then the rest of the grid (Baseline1, float32 and scanned GRUs), fp32,
-#     cuDNN's autotuner off, and torch.compile of the native and the scanned GRUs. It reuses PHASE=train's data
-#     and masks when the machine still has them, else makes 4,000 pairs.
+#     the deadline leaves: the gpu-marked tests, bench_train and bench_infer with the default kernels and the
+#     native ones, torchrun with 2 processes on the one GPU against one process, same global batch and steps
+#     (Target 3), torch.profiler's tables of a training step (the kernels as the runs had them) and of inference,
+#     bench_train at batch 48, then the rest of the grid (Baseline1, float32 and scanned GRUs), fp32, cuDNN's
+#     autotuner off, and torch.compile. It reuses PHASE=train's data and masks when the machine still has them,
+#     else makes 4,000 pairs.
 #   PHASE=all: both in one call (a session with more device time).
 # A session of 15 device minutes (an H200 started in about 36 s on 2026-11-28): call 1 `PHASE=train DEADLINE_S=500 bash bench/gpu_session.sh`
 # with a timeout of 560 s, then at once (the machine stays warm, /tmp kept) call 2 `PHASE=bench DEADLINE_S=N`, N the
@@ -42,7 +44,8 @@
 # session cut short still returns what it measured. Environment: OUT, WORK, N_TRAIN (20000), N_TEST (1000),
 # MINUTES (training time per run, default: what the DEADLINE leaves), DEADLINE_S (520: the script budgets its
 # stages to end by then), VAL_N (500 per tier at the end, 200 during training), RUNS, MAIN_ARGS (the main run's
-# options), SKIP_DDP=1, JUDGE_THREADS, VAL_EVERY_S (60), PREC (bf16), GRU_AB=1 (the A/B), GLYPHSR_FP32_GRU or GLYPHSR_GRU (the runs' GRUs).
+# options), SKIP_DDP=1, JUDGE_THREADS, VAL_EVERY_S (60), PREC (bf16), KERNEL_AB (1), GRU_AB=1, GLYPHSR_FP32_GRU,
+# GLYPHSR_GRU or GLYPHSR_RESIZE (the runs' kernels).
 set -u
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1  # a stage cut by its timeout still leaves what it printed
@@ -107,8 +110,7 @@ for s in sets:
 REF
 ) &
 REFP=$!
-log "bf16 smoke step"
-$PY - > "$R/smoke.log" 2>&1 <<'SMOKE' || { PREC=fp32; log "bf16 step failed: training in fp32 (see smoke.log)"; }
+smoke() { $PY - > "$R/smoke.log" 2>&1 <<'SMOKE'
 import torch
 from glyphsr.sr.losses import GlyphSRLoss
 from glyphsr.sr.modeling import SRConfig, build_model
@@ -119,7 +121,31 @@ with torch.autocast("cuda", dtype=torch.bfloat16):
                 torch.zeros(8, 15, 32, 128, device="cuda"))["total"]
 loss.backward(); print("bf16 step ok", float(loss))
 SMOKE
-if [ "${GRU_AB:-0}" = 1 ] && [ -z "${GLYPHSR_FP32_GRU:-}${GLYPHSR_GRU:-}" ] && [ "$PREC" = bf16 ] \
+}
+log "bf16 smoke step (the default kernels: Triton GRUs, resizing by matrix products)"
+if ! smoke; then
+  cp "$R/smoke.log" "$R/smoke_default.log"
+  export GLYPHSR_GRU=native GLYPHSR_RESIZE=native
+  log "the default kernels failed (smoke_default.log): cuDNN's GRUs and F.interpolate from here on"
+  smoke || { PREC=fp32; log "bf16 step failed: training in fp32 (see smoke.log)"; }
+fi
+if [ "${KERNEL_AB:-1}" = 1 ] && [ -z "${GLYPHSR_GRU:-}${GLYPHSR_RESIZE:-}" ] && [ "$PREC" = bf16 ] \
+   && [ "$DEVICE" = cuda ]; then
+  log "kernel A/B: bench_train, GlyphSR at batch 256: the default kernels against cuDNN's GRUs and F.interpolate"
+  timeout 90 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision bf16 --steps 10 \
+    --warmup 4 --kernels native --no-record > "$R/kernel_ab.jsonl" 2> "$R/kernel_ab.err"
+  $PY - "$R/kernel_ab.jsonl" > "$W/gru.env" <<'AB'
+import json, sys
+rows = [json.loads(x) for x in open(sys.argv[1]) if x.startswith("{")]
+rows = [r for r in rows if "samples_per_s" in r and "bench" not in r]  # not bench_train's closing record line
+speed = {r.get("kernels", "default"): r["samples_per_s"] for r in rows}
+best = "native" if speed.get("native", 0) > speed.get("default", 0) else "default"
+print("export GLYPHSR_GRU=native GLYPHSR_RESIZE=native" if best == "native" else "",
+      f"# kernel A/B (samples/s): {speed} -> {best}")
+AB
+  log "$(cat "$W/gru.env")"
+  . "$W/gru.env"
+elif [ "${GRU_AB:-0}" = 1 ] && [ -z "${GLYPHSR_FP32_GRU:-}${GLYPHSR_GRU:-}" ] && [ "$PREC" = bf16 ] \
    && [ "$DEVICE" = cuda ]; then
   log "GRU A/B: bench_train, GlyphSR at batch 256: cuDNN's GRUs under autocast, in float32, and as a scan"
   timeout 100 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision bf16 --steps 10 \
@@ -141,9 +167,10 @@ AB
 else  # set by the caller, or no A/B (GRU_AB unset; on one H200 the default won: 946 against 824 samples/s for
   # float32 GRUs at batch 256, and the scan did not finish within the A/B's 100 s, 2026-11-28): kept for the profile
   { [ -n "${GLYPHSR_FP32_GRU:-}" ] && echo "export GLYPHSR_FP32_GRU=$GLYPHSR_FP32_GRU"
-    [ -n "${GLYPHSR_GRU:-}" ] && echo "export GLYPHSR_GRU=$GLYPHSR_GRU"; } > "$W/gru.env"
+    [ -n "${GLYPHSR_GRU:-}" ] && echo "export GLYPHSR_GRU=$GLYPHSR_GRU"
+    [ -n "${GLYPHSR_RESIZE:-}" ] && echo "export GLYPHSR_RESIZE=$GLYPHSR_RESIZE"; } > "$W/gru.env"
 fi
-log "GLYPHSR_FP32_GRU=${GLYPHSR_FP32_GRU:-} GLYPHSR_GRU=${GLYPHSR_GRU:-} (how the runs' GRUs run)"
+log "GLYPHSR_GRU=${GLYPHSR_GRU:-} GLYPHSR_RESIZE=${GLYPHSR_RESIZE:-} GLYPHSR_FP32_GRU=${GLYPHSR_FP32_GRU:-} (the runs' kernels)"
 wait_gem
 wait "$REFP"
 cat "$R/reference.log" | tee -a "$R/session.log"
@@ -229,9 +256,9 @@ pack
 fi
 
 # == PHASE bench ====================================================================================================
-# Most wanted first, for a call of three or four minutes: inference speed (sr-infer's target) and its profile, the
-# training step's profile, the gpu-marked tests, torchrun, the training step's speed and memory at the default GRUs
-# (measured twice already); then the rest of the grid.
+# Most wanted first, for a call of three or four minutes: the gpu-marked tests (the Triton GRUs against cuDNN's),
+# the training step's speed and memory with the default kernels and the native ones, inference likewise, torchrun,
+# the profiles of a training step and of inference; then the rest of the grid.
 if [ "$PHASE" != train ]; then
 data 4000 200 any
 wait_gem  # its CPU workers would share the machine with the benchmarks
@@ -239,24 +266,22 @@ budget() {  # budget N: N seconds or what the deadline leaves (less 10 s), which
   local left=$(( DEADLINE_S - $(el) - 10 )); local t=$(( $1 < left ? $1 : left )); echo $(( t < 15 ? 0 : t ))
 }
 GRU_ENV=$(cat "$W/gru.env" 2>/dev/null)
-unset GLYPHSR_FP32_GRU GLYPHSR_GRU  # the benchmarks measure the default and, beside it, the other GRUs
-t=$(budget 60); log "bench_infer (${t} s)"
-[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_infer --device cuda --batch 512 --layout channels-last \
-  --layout contiguous --no-record > "$R/bench_infer.txt" 2>&1
-log "bench_infer rc $?"
-pack
-t=$(budget 40); log "torch.profiler tables of inference (${t} s)"
-[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_infer --device cuda --batch 512 --layout channels-last --profile \
-  --no-record > "$R/bench_infer_profile.txt" 2>&1
-pack
-t=$(budget 60); log "torch.profiler tables (${t} s), the GRUs as the training runs had them: ${GRU_ENV:-default}"
-[ "$t" -gt 0 ] && ( eval "$GRU_ENV"; timeout "$t" $PY -m bench.bench_train --device cuda --variant full \
-  --batch 256 --precision "$PREC" --profile-only --no-record > "$R/bench_train_profile.txt" 2>&1 )
-pack
+unset GLYPHSR_FP32_GRU GLYPHSR_GRU GLYPHSR_RESIZE  # the benchmarks measure the default and, beside it, the others
 t=$(budget 60); log "gpu-marked tests (${t} s)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m pytest -q -p no:cacheprovider -m gpu tests/sr/test_gpu.py \
   > "$R/gpu_tests.log" 2>&1
 log "gpu tests rc $? : $(tail -1 "$R/gpu_tests.log" 2>/dev/null)"
+pack
+t=$(budget 90); log "bench_train, GlyphSR, the default kernels and the native ones (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 256 --batch 512 \
+  --batch 128 --precision "$PREC" --steps 15 --warmup 5 --kernels native --no-record > "$R/bench_train.jsonl" \
+  2> "$R/bench_train.err"
+log "bench_train rc $?"
+pack
+t=$(budget 60); log "bench_infer, the default kernels and the native ones (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_infer --device cuda --batch 512 --kernels default \
+  --kernels native --no-record > "$R/bench_infer.txt" 2>&1
+log "bench_infer rc $?"
 pack
 # -- torchrun: 2 processes on the one GPU against 1, same global batch and steps, at the same time: their loss
 # curves are compared (Target 3), not their speeds, which the shared GPU confounds ----------------------------------
@@ -279,10 +304,17 @@ else
   log "no time left for the torchrun check"
 fi
 pack
-t=$(budget 70); log "bench_train, GlyphSR at the default GRUs (${t} s)"
-[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 128 --batch 512 \
-  --batch 48 --precision "$PREC" --steps 15 --warmup 5 --no-record > "$R/bench_train.jsonl" 2> "$R/bench_train.err"
-log "bench_train rc $?"
+t=$(budget 60); log "torch.profiler tables (${t} s), the kernels as the training runs had them: ${GRU_ENV:-default}"
+[ "$t" -gt 0 ] && ( eval "$GRU_ENV"; timeout "$t" $PY -m bench.bench_train --device cuda --variant full \
+  --batch 256 --precision "$PREC" --profile-only --no-record > "$R/bench_train_profile.txt" 2>&1 )
+pack
+t=$(budget 40); log "torch.profiler tables of inference (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_infer --device cuda --batch 512 --profile \
+  --no-record > "$R/bench_infer_profile.txt" 2>&1
+pack
+t=$(budget 50); log "bench_train, GlyphSR at batch 48, the paper's (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 48 \
+  --precision "$PREC" --steps 15 --warmup 5 --no-record >> "$R/bench_train.jsonl" 2>> "$R/bench_train.err"
 pack
 t=$(budget 150); log "bench_train, Baseline1 and the float32 and scanned GRUs (${t} s)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --variant baseline1 \

@@ -103,12 +103,13 @@ def load_easyocr_crnn(weights: str | os.PathLike | None = None, device: str | to
     return load_weights(EasyOCRCRNN(), path, "EasyOCR CRNN (english_g2)").to(device).eval()
 
 
-def crnn_input(gray: torch.Tensor, height: int = INPUT_HEIGHT) -> torch.Tensor:
+def crnn_input(gray: torch.Tensor, height: int = INPUT_HEIGHT, interpolate=F.interpolate) -> torch.Tensor:
     """Gray images (B, 1, H, W) in [0, 1] -> EasyOCR's input (B, 1, height, W * height / H) in [-1, 1]: bicubic
     resize keeping the aspect ratio. RGB(M) in [0, 1]: ``crnn_input(luma(images))``
-    (:func:`glyphsr.recognizers.images.luma`)."""
+    (:func:`glyphsr.recognizers.images.luma`). ``interpolate``: a function with ``F.interpolate``'s arguments
+    (the SR network passes its faster equivalent on CUDA, ``glyphsr.sr.modeling.resize.resize``)."""
     h, w = gray.shape[-2:]
-    gray = F.interpolate(gray, size=(height, round(w * height / h)), mode="bicubic", align_corners=False)
+    gray = interpolate(gray, size=(height, round(w * height / h)), mode="bicubic", align_corners=False)
     return (gray.clamp(0, 1) - 0.5) / 0.5
 
 

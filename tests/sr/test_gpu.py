@@ -87,3 +87,52 @@ def test_cuda_sr_function_is_channels_last_and_computes_the_same() -> None:
     finally:
         (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
          torch.backends.cudnn.benchmark) = saved
+
+
+def test_triton_gru_matches_cudnn() -> None:
+    """The Triton GRU kernels (the default for the SR blocks' GRUs on CUDA) against cuDNN's: float32 without TF32
+    (forward and every gradient), both block sizes (32 rows a program, 64 for many rows), and under bfloat16
+    autocast as close as cuDNN's own 16-bit GRU is to float32."""
+    from glyphsr.sr.modeling import gru_triton
+
+    if not gru_triton.available("cuda"):
+        pytest.skip("Triton does not import here")
+    dev = torch.device("cuda")
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        torch.manual_seed(0)
+        for n, t in ((300, 64), (17000, 16)):
+            g = torch.nn.GRU(64, 32, bidirectional=True, batch_first=True).to(dev)
+            x = torch.randn(n, t, 64, device=dev, requires_grad=True)
+            ref, got = g(x)[0], gru_triton.gru_triton(g, x)
+            torch.testing.assert_close(got, ref, rtol=0, atol=2e-5)
+            go = torch.randn_like(ref)
+            for a, b in zip(torch.autograd.grad(got, [x, *g.parameters()], go),
+                            torch.autograd.grad(ref, [x, *g.parameters()], go)):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                low_ref, low = g(x)[0], gru_triton.gru_triton(g, x)
+            assert low.dtype == torch.bfloat16
+            assert (low.float() - ref).abs().max() <= 2 * (low_ref.float() - ref).abs().max() + 1e-2
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_matmul_resize_on_cuda_equals_interpolate() -> None:
+    from glyphsr.sr.modeling.resize import resize
+
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        x = torch.randn(8, 32, 25, 509, device="cuda")
+        torch.testing.assert_close(resize(x, (16, 64), "bilinear"), torch.nn.functional.interpolate(
+            x, size=(16, 64), mode="bilinear", align_corners=False), rtol=0, atol=1e-5)
+        lr = torch.rand(8, 4, 16, 64, device="cuda")
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            up = resize(lr, (32, 128), "bicubic", antialias=True, keep_dtype=True)
+        assert up.dtype == torch.float32
+        torch.testing.assert_close(up, torch.nn.functional.interpolate(
+            lr, size=(32, 128), mode="bicubic", align_corners=False, antialias=True), rtol=0, atol=1e-5)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved

@@ -265,7 +265,7 @@ def test_glyphsr_gru_selects_the_implementation(monkeypatch) -> None:
     real = sr_branch.gru_scan
     monkeypatch.setattr(sr_branch, "gru_scan", lambda g, s: calls.append(s.shape) or real(g, s))
     with torch.no_grad():
-        monkeypatch.setenv("GLYPHSR_GRU", "")  # empty: native, as unset
+        monkeypatch.setenv("GLYPHSR_GRU", "")  # empty: auto, as unset (native on the CPU)
         native = model(x).sr
         assert calls == []
         monkeypatch.setenv("GLYPHSR_GRU", "scan")

@@ -29,6 +29,7 @@ from glyphsr.data.textzoom import HR_SIZE
 from glyphsr.recognizers.easyocr_crnn import CHARSET, load_easyocr_crnn
 from glyphsr.recognizers.images import luma
 from glyphsr.recognizers.stt import STT_CHARSET, STTTransformer, encode_labels, load_stt
+from glyphsr.sr.modeling.resize import resize
 from glyphsr.sr.modeling.tpg import crnn_input
 
 _CRNN_INDEX = {c: i + 1 for i, c in enumerate(CHARSET)}
@@ -202,8 +203,8 @@ class STTTextFocus(nn.Module):
     def forward(self, sr: torch.Tensor, hr: torch.Tensor, labels: list[str]) -> dict[str, torch.Tensor]:
         tokens, targets = encode_labels(labels)
         tokens = tokens.to(sr.device)
-        g_sr = F.interpolate(luma(sr), size=HR_SIZE, mode="bilinear", align_corners=False)
-        g_hr = F.interpolate(luma(hr), size=HR_SIZE, mode="bilinear", align_corners=False)
+        g_sr = resize(luma(sr), HR_SIZE, "bilinear")
+        g_hr = resize(luma(hr), HR_SIZE, "bilinear")
         logits, attn = self.model(g_sr, tokens)  # (B, T, 37), (B, 16, T, 256)
         with torch.no_grad():
             _, attn_hr = self.model(g_hr, tokens)

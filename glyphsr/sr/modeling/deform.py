@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import DeformConv2d, deform_conv2d
 
+from glyphsr.sr.modeling.resize import resize
+
 
 def deform_conv_depthwise(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
                           bias: torch.Tensor | None) -> torch.Tensor:
@@ -63,7 +65,7 @@ class DeformBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.reduce(x)
-        ctx = F.interpolate(self.context(y), size=y.shape[-2:], mode="bilinear", align_corners=False)
+        ctx = resize(self.context(y), y.shape[-2:], "bilinear")
         om = self.offset_mask(torch.cat([y, ctx], dim=1))
         offset, mask = om[:, :18].float(), torch.sigmoid(om[:, 18:]).float()
         if y.device.type == "cpu":

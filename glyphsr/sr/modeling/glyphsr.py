@@ -35,6 +35,7 @@ from glyphsr.data.labels import CHARSET_ALL, MAX_CHARS
 from glyphsr.data.textzoom import LR_SIZE
 from glyphsr.sr.modeling.gfm import GlyphFusion
 from glyphsr.sr.modeling.gpm import TASKS, GlyphPerception
+from glyphsr.sr.modeling.resize import resize
 from glyphsr.sr.modeling.sr_branch import SRBlock, Upsampler
 from glyphsr.sr.modeling.stn import TPSSTN
 from glyphsr.sr.modeling.tp_transformer import TPTransformer
@@ -172,8 +173,8 @@ class GlyphSRNet(nn.Module):
                     f = self.gfm[n - self.n_gly](f, glyph["char"])
         y = self.out(self.up(f0 + self.tail(f)))
         if self.residual:
-            sr = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False,
-                               antialias=self.skip_aa) + y
+            size = (lr.shape[-2] * self.scale, lr.shape[-1] * self.scale)
+            sr = resize(lr, size, "bicubic", antialias=self.skip_aa, keep_dtype=True) + y
         else:
             sr = (torch.tanh(y) + 1) / 2
         return SROutput(sr=sr, tp_probs=probs, **glyph)

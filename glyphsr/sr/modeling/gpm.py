@@ -16,10 +16,10 @@ the supervised heads are built.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from glyphsr.data.labels import MAX_CHARS
+from glyphsr.sr.modeling.resize import resize
 from glyphsr.sr.modeling.sr_branch import run_gru
 
 TASKS = ("line", "char", "cls")
@@ -59,8 +59,8 @@ class GlyphPerception(nn.Module):
         seq = run_gru(self.gru, d3.permute(0, 3, 1, 2).reshape(b, w, c * h))  # one step per column
         # batch_first GRU output is time-major in memory: a 2-D product, not a batched one over a copied weight
         g = self.gru_out(seq.reshape(b * w, -1)).reshape(b, w, c, h).permute(0, 2, 3, 1) + d3
-        u2 = self.up2(F.interpolate(g, size=d2.shape[-2:], mode="bilinear", align_corners=False)) + d2
-        u1 = self.up1(F.interpolate(u2, size=d1.shape[-2:], mode="bilinear", align_corners=False)) + d1
+        u2 = self.up2(resize(g, d2.shape[-2:], "bilinear")) + d2
+        u1 = self.up1(resize(u2, d1.shape[-2:], "bilinear")) + d1
         line = torch.sigmoid(self.line_head(u1)) if self.line_head is not None else None
         char = torch.sigmoid(self.char_head(u1)) if self.char_head is not None else None
         cls = None

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glyphsr.sr.modeling import gru_triton
+
 #: Device types whose GRUs run in float32 under autocast. The CPU's: under bfloat16 autocast its GRU is slower
 #: (an SR block's, 1,024 rows of 64 steps: 69 against 59 ms in float32; the GPM's, 32 rows of 16 steps of 1,024
 #: features: 50 against 15 ms, most of it copying the input weights once per step for a batched product; 2 threads).
@@ -43,21 +45,34 @@ def float32_gru_devices() -> set[str]:
     return kinds
 
 
-#: How the GRUs run: ``native`` (``nn.GRU``: cuDNN on CUDA, oneDNN on the CPU) or ``scan`` (:func:`gru_scan`, the
-#: same arithmetic as a loop of ordinary operations over the time steps). On CUDA the cuDNN GRU's backward took
-#: 49% of a training step's GPU time (docs/profile-gpu-2026-11-27.md): ``bench_train --gru-scan`` measures the
-#: other. On the CPU ``scan`` is about 3 times slower (an SR block's GRU, 256 rows of 64 steps, forward and
-#: backward, 1 thread, while a training run shared the 2 cores: 217 against 68 ms). Set by the environment variable
-#: ``GLYPHSR_GRU`` for a process and its children.
+#: How the GRUs run: ``native`` (``nn.GRU``: cuDNN on CUDA, oneDNN on the CPU), ``scan`` (:func:`gru_scan`, the
+#: same arithmetic as a loop of ordinary operations over the time steps), ``triton`` (:func:`gru_triton`: the
+#: recurrence as one Triton kernel forward and one backward) or ``auto`` (the default: ``triton`` on CUDA for the GRUs
+#: it takes, the SR blocks' of hidden size 32, when Triton imports; ``native`` otherwise). On CUDA the cuDNN GRU's
+#: backward took 49% of a training step's GPU time (docs/profile-gpu-2026-11-27.md). On the CPU ``scan`` is about 3
+#: times slower than ``native`` (an SR block's GRU, 256 rows of 64 steps, forward and backward, 1 thread, while a
+#: training run shared the 2 cores: 217 against 68 ms). Set by the environment variable ``GLYPHSR_GRU`` for a process
+#: and its children.
 GRU_IMPL_ENV = "GLYPHSR_GRU"
-GRU_IMPLS = ("native", "scan")
+GRU_IMPLS = ("auto", "native", "scan", "triton")
 
 
 def gru_impl() -> str:
-    """``GLYPHSR_GRU`` (unset or empty: ``native``)."""
-    impl = os.environ.get(GRU_IMPL_ENV, "").strip() or "native"
+    """``GLYPHSR_GRU`` (unset or empty: ``auto``)."""
+    impl = os.environ.get(GRU_IMPL_ENV, "").strip() or "auto"
     if impl not in GRU_IMPLS:
         raise ValueError(f"{GRU_IMPL_ENV}={impl!r}: expected one of {', '.join(GRU_IMPLS)}")
+    return impl
+
+
+def gru_impl_for(gru: nn.GRU, device: torch.device) -> str:
+    """The implementation ``run_gru`` uses for ``gru`` on ``device``: ``native``, ``scan`` or ``triton``."""
+    impl = gru_impl()
+    if impl == "auto":
+        return "triton" if device.type == "cuda" and gru_triton.supports(gru) and gru_triton.available(device) \
+            else "native"
+    if impl == "triton" and not (gru_triton.supports(gru) and gru_triton.available(device)):
+        return "native"  # the GPM's GRU (hidden size 256), or no Triton here
     return impl
 
 
@@ -101,17 +116,20 @@ def gru_scan(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
 
 
 def run_gru(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
-    """``gru(seq)``'s output sequence, in float32 under autocast on the devices of ``float32_gru_devices()``, by the
-    implementation ``gru_impl()`` names."""
-    scan = gru_impl() == "scan"
-    if not scan:
+    """``gru(seq)``'s output sequence by the implementation ``gru_impl_for`` names, in float32 under autocast on
+    the devices of ``float32_gru_devices()`` (the Triton kernels' recurrence is float32 anyway)."""
+    impl = gru_impl_for(gru, seq.device)
+    if impl == "triton":
+        return gru_triton.gru_triton(gru, seq)
+    if impl == "native":
         gru.flatten_parameters()
+    run = gru_scan if impl == "scan" else (lambda g, x: g(x)[0])
     kind = seq.device.type
     if torch.is_autocast_enabled(kind) and kind in float32_gru_devices():
         with torch.autocast(kind, enabled=False):
-            out = gru_scan(gru, seq.float()) if scan else gru(seq.float())[0]
+            out = run(gru, seq.float())
         return out.to(seq.dtype)
-    return gru_scan(gru, seq) if scan else gru(seq)[0]
+    return run(gru, seq)
 
 
 class GruBlock(nn.Module):

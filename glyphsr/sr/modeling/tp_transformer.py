@@ -9,11 +9,11 @@ a deformable convolution block, so any T gives the same TP size.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from glyphsr.data.textzoom import LR_SIZE
 from glyphsr.sr.modeling.deform import DeformBlock
+from glyphsr.sr.modeling.resize import resize
 
 
 class TPTransformer(nn.Module):
@@ -30,5 +30,5 @@ class TPTransformer(nn.Module):
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         x = self.deconv(probs)
-        x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        x = resize(x, self.size, "bilinear")
         return self.deform(x)

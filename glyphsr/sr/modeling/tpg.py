@@ -11,7 +11,6 @@ scaled to [-1, 1]: T = 63 steps over D = 97 classes (blank + 96 characters).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from glyphsr.data.textzoom import HR_SIZE
@@ -20,11 +19,12 @@ from glyphsr.recognizers.easyocr_crnn import crnn_input as easyocr_crnn_input
 from glyphsr.recognizers.images import luma
 from glyphsr.recognizers.parseq import NUM_CLASSES as PARSEQ_CLASSES
 from glyphsr.recognizers.parseq import PARSeq, load_parseq
+from glyphsr.sr.modeling.resize import resize
 
 
 def crnn_input(images: torch.Tensor) -> torch.Tensor:
     """RGB(M) (B, C, H, W) in [0, 1] -> EasyOCR's input (B, 1, 64, 4 W * 64 / (4 H)) in [-1, 1]."""
-    return easyocr_crnn_input(luma(images))
+    return easyocr_crnn_input(luma(images), interpolate=resize)
 
 
 class CRNNTPG(nn.Module):
@@ -72,7 +72,7 @@ class PARSeqTPG(nn.Module):
         return self
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(lr[:, :3], size=HR_SIZE, mode="bicubic", align_corners=False).clamp(0, 1) * 2 - 1
+        x = resize(lr[:, :3], HR_SIZE, "bicubic").clamp(0, 1) * 2 - 1
         return self.recognizer(x).softmax(-1).permute(0, 2, 1).unsqueeze(2)
 
 

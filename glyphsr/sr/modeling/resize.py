@@ -1,0 +1,72 @@
+"""Resizing as two small matrix products, for CUDA.
+
+PyTorch's CUDA kernels for bilinear and bicubic resizing of NCHW tensors give one thread to each *output* pixel and
+loop over batch and channels inside it: a 16x64 output gets 1,024 threads however large the batch. In a GlyphSR
+training step at batch 256 on an H200 that kernel took 13% of the GPU time, 7.2 ms a call
+(docs/profile-gpu-2026-11-27.md). Resizing is linear and separable, so ``resize`` computes it as ``Rh @ x @ Rw``,
+with ``Rh`` (Ho, Hi) and ``Rw`` (Wi, Wo) the resize matrices, which are built by resizing identity matrices with
+``F.interpolate`` itself (same mode, corners, antialiasing: the same weights, whatever PyTorch's rules for borders
+and scales are) and cached. The products use the tensor cores, and their backward is two more products instead of
+atomic additions.
+
+``GLYPHSR_RESIZE``: ``auto`` (the default: matrices on CUDA, ``F.interpolate`` elsewhere), ``matmul`` (everywhere)
+or ``native`` (``F.interpolate`` everywhere).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+RESIZE_ENV = "GLYPHSR_RESIZE"
+RESIZE_IMPLS = ("auto", "matmul", "native")
+
+
+def resize_impl() -> str:
+    impl = os.environ.get(RESIZE_ENV, "").strip() or "auto"
+    if impl not in RESIZE_IMPLS:
+        raise ValueError(f"{RESIZE_ENV}={impl!r}: expected one of {', '.join(RESIZE_IMPLS)}")
+    return impl
+
+
+@lru_cache(maxsize=64)
+def _matrix(n_in: int, n_out: int, mode: str, align_corners: bool | None, antialias: bool,
+            device: torch.device) -> torch.Tensor:
+    """(n_in, n_out) float64: column o holds the weights of the inputs in output o, along one axis."""
+    eye = torch.eye(n_in, dtype=torch.float64).view(1, n_in, 1, n_in)  # channel c: the unit vector e_c along W
+    m = F.interpolate(eye, size=(1, n_out), mode=mode, align_corners=align_corners, antialias=antialias)
+    return m.view(n_in, n_out).to(device)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear", align_corners: bool | None = False,
+           antialias: bool = False, keep_dtype: bool = False) -> torch.Tensor:
+    """``F.interpolate(x, size=size, mode=mode, align_corners=align_corners, antialias=antialias)`` for a 4-D
+    tensor and a linear mode (bilinear, bicubic), as two matrix products on CUDA (``GLYPHSR_RESIZE``). Under
+    autocast the products run in its 16-bit type (``F.interpolate`` runs in the input's) unless ``keep_dtype``:
+    for images added to the output, such as the global skip's bicubic upsampling."""
+    impl = resize_impl()
+    if impl == "native" or (impl == "auto" and x.device.type != "cuda") or mode not in ("bilinear", "bicubic"):
+        return F.interpolate(x, size=size, mode=mode, align_corners=align_corners, antialias=antialias)
+    (hi, wi), (ho, wo) = x.shape[-2:], tuple(int(s) for s in size)
+    if (hi, wi) == (ho, wo) and not antialias:
+        return x  # same size: both modes are the identity
+    mh = _matrix(hi, ho, mode, align_corners, antialias, x.device)
+    mw = _matrix(wi, wo, mode, align_corners, antialias, x.device)
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"resize takes floating-point images, got {x.dtype}")
+    kind = x.device.type
+    if keep_dtype and torch.is_autocast_enabled(kind):
+        with torch.autocast(kind, enabled=False):
+            return _products(x, mh.to(x.dtype), mw.to(x.dtype))
+    dt = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
+    return _products(x, mh.to(dt), mw.to(dt))
+
+
+def _products(x: torch.Tensor, mh: torch.Tensor, mw: torch.Tensor) -> torch.Tensor:
+    (hi, ho), (wi, wo) = mh.shape, mw.shape
+    if hi * wo <= ho * wi:  # the smaller intermediate first
+        return torch.matmul(mh.t(), torch.matmul(x, mw))
+    return torch.matmul(torch.matmul(mh.t(), x), mw)
