@@ -8,7 +8,7 @@ the steps in one launch:
 - ``gru_triton(gru, seq)`` equals ``gru(seq)[0]`` for a one-layer, batch-first ``nn.GRU`` with biases
   (bidirectional or not) up to rounding, gradients included. The input projections of all steps are one product
   (``F.linear``, under autocast in its 16-bit type); the recurrence runs in float32 (the state, the gates and the
-  accumulated weight gradients), its products in TF32 when PyTorch's may be.
+  accumulated weight gradients), its products in TF32 under autocast or when PyTorch's may be.
 - Forward: a program per block of ``BLOCK`` sequences and direction; per step it loads the step's input
   projections, multiplies the state by the three gate blocks of ``W_hh``, and stores the new state (kept for the
   backward; nothing else is).
@@ -73,9 +73,10 @@ def _block(n: int) -> int:
 
 
 def _precision(device: torch.device) -> str:
-    """The products' precision: TF32 on CUDA when PyTorch's float32 products may use it
-    (``torch.backends.cuda.matmul.allow_tf32``, which the trainer turns on), else full float32."""
-    return "tf32" if device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32 else "ieee"
+    """The products' precision: TF32 on CUDA under autocast (whose products are 16-bit anyway) or when PyTorch's
+    float32 products may use it (``torch.backends.cuda.matmul.allow_tf32``), else full float32."""
+    cuda = device.type == "cuda"
+    return "tf32" if cuda and (torch.is_autocast_enabled("cuda") or torch.backends.cuda.matmul.allow_tf32) else "ieee"
 
 
 class _GRURecurrence(torch.autograd.Function):
@@ -89,8 +90,8 @@ class _GRURecurrence(torch.autograd.Function):
         hs = torch.empty(n, t, d * hid, dtype=torch.float32, device=xi.device)
         block = _block(n)
         grid = (-(-n // block), d)
-        fwd[grid](xi, whh, bhh, hs, n, t, D=d, H=hid, BLOCK=block, PREC=_precision(xi.device),
-                  num_warps=8 if hid > 32 else 4)
+        ctx.prec = _precision(xi.device)
+        fwd[grid](xi, whh, bhh, hs, n, t, D=d, H=hid, BLOCK=block, PREC=ctx.prec, num_warps=8 if hid > 32 else 4)
         ctx.save_for_backward(xi, whh, bhh, hs)
         return hs
 
@@ -106,7 +107,7 @@ class _GRURecurrence(torch.autograd.Function):
         dw = torch.empty(d, grid[0], h3, hid, dtype=torch.float32, device=xi.device)
         db = torch.empty(d, grid[0], h3, dtype=torch.float32, device=xi.device)
         bwd[grid](xi, whh, bhh, hs, dy.contiguous(), dxi, dw, db, n, t, D=d, H=hid, BLOCK=block,
-                  PREC=_precision(xi.device), num_warps=8 if hid > 32 else 4)
+                  PREC=ctx.prec, num_warps=8 if hid > 32 else 4)
         return dxi.to(xi.dtype), dw.sum(1), db.sum(1)
 
 
