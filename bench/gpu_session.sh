@@ -68,6 +68,7 @@ log "start: $(hostname), $CPUS cores, phase $PHASE"
 nvidia-smi > "$R/nvidia-smi.txt" 2>&1
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" \
   | tee -a "$R/session.log"
+$PY -c "import triton; print('triton', triton.__version__)" 2>&1 | tail -1 | tee -a "$R/session.log"
 
 data() {  # data N_TRAIN N_TEST [any]: textzoom-synth into $W/data, then gem-extract in the background. Kept from a
   # previous call on this machine when it made N_TRAIN pairs (any: whatever it made); gem-extract resumes, and returns
