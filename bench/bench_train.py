@@ -117,6 +117,7 @@ KERNEL_SETS = {
     "native": {"GLYPHSR_GRU": "native", "GLYPHSR_RESIZE": "native"},
     "gru-native": {"GLYPHSR_GRU": "native"},
     "resize-native": {"GLYPHSR_RESIZE": "native"},
+    "deform-grid": {"GLYPHSR_DEFORM": "grid"},
 }
 
 
@@ -140,7 +141,8 @@ KERNEL_SETS = {
                    "operations (GLYPHSR_GRU=scan), and --compile with it.")
 @click.option("--kernels", "kernel_sets", multiple=True, type=click.Choice(sorted(KERNEL_SETS)),
               help="Also measure the first variant and bf16 at each batch with these kernel choices: native (cuDNN's "
-                   "GRUs and F.interpolate, the step before 2026-11-28's kernels), gru-native, resize-native.")
+                   "GRUs and F.interpolate, the step before 2026-11-28's kernels), gru-native, resize-native, "
+                   "deform-grid (the deformable convolutions as one grid_sample, GLYPHSR_DEFORM=grid).")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
 def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp32, gru_scan, compile_only,
          do_profile, profile_only, kernel_sets, no_record) -> None:

@@ -29,12 +29,19 @@ CPU_BATCH = 32
 
 
 def check_environment() -> None:
-    """Raise ValueError naming the variable when ``GLYPHSR_GRU`` or ``GLYPHSR_FP32_GRU`` (how the network's GRUs
-    run) holds a value they do not take: checked before any work, not at the first forward pass."""
+    """Raise ValueError naming the variable when ``GLYPHSR_GRU``, ``GLYPHSR_FP32_GRU``, ``GLYPHSR_RESIZE`` or
+    ``GLYPHSR_DEFORM`` (how the network's kernels run) holds a value they do not take: checked before any work, not
+    at the first forward pass."""
+    import torch
+
+    from glyphsr.sr.modeling.deform import deform_impl
+    from glyphsr.sr.modeling.resize import resize_impl
     from glyphsr.sr.modeling.sr_branch import float32_gru_devices, gru_impl
 
     float32_gru_devices()
     gru_impl()
+    resize_impl()
+    deform_impl(torch.device("cpu"))
 
 
 def resolve_device(spec: str | None, option: str = "--device") -> torch.device:

@@ -136,3 +136,23 @@ def test_matmul_resize_on_cuda_equals_interpolate() -> None:
             lr, size=(32, 128), mode="bicubic", align_corners=False, antialias=True), rtol=0, atol=1e-5)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_grid_deformable_convolution_on_cuda_equals_torchvision(monkeypatch) -> None:
+    """GLYPHSR_DEFORM=grid on CUDA (one grid_sample, the CPU's form) against torchvision's CUDA kernel: the block's
+    output and its input gradient."""
+    from glyphsr.sr.modeling.deform import DeformBlock
+
+    torch.manual_seed(0)
+    block = DeformBlock(32).cuda()
+    torch.nn.init.normal_(block.offset_mask.weight, std=0.1)  # offsets of a few pixels, not near zero
+    y = torch.rand(4, 32, 16, 64, device="cuda")
+    res = {}
+    for impl in ("torchvision", "grid"):
+        monkeypatch.setenv("GLYPHSR_DEFORM", impl)
+        x = y.clone().requires_grad_(True)
+        out = block(x)
+        (g,) = torch.autograd.grad(out.square().sum(), x)
+        res[impl] = out.detach(), g
+    torch.testing.assert_close(res["grid"][0], res["torchvision"][0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(res["grid"][1], res["torchvision"][1], atol=1e-3, rtol=1e-3)

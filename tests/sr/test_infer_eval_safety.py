@@ -130,11 +130,12 @@ def test_bad_devices_are_refused(ckpt: Path, tmp_path: Path, device: str, words:
     assert res.exit_code == 2 and words in res.output, res.output
 
 
-@pytest.mark.parametrize(("var", "value"), [("GLYPHSR_GRU", "cudnn"), ("GLYPHSR_FP32_GRU", "gpu")])
-def test_bad_gru_settings_are_refused_before_any_work(ckpt: Path, tmp_path: Path, monkeypatch, var: str,
+@pytest.mark.parametrize(("var", "value"), [("GLYPHSR_GRU", "cudnn"), ("GLYPHSR_FP32_GRU", "gpu"),
+                                            ("GLYPHSR_RESIZE", "fast"), ("GLYPHSR_DEFORM", "cuda")])
+def test_bad_kernel_settings_are_refused_before_any_work(ckpt: Path, tmp_path: Path, monkeypatch, var: str,
                                                       value: str) -> None:
-    """A bad GLYPHSR_GRU or GLYPHSR_FP32_GRU is a clear error (exit 2) naming the variable, not a traceback at the
-    first forward pass."""
+    """A bad GLYPHSR_GRU, GLYPHSR_FP32_GRU, GLYPHSR_RESIZE or GLYPHSR_DEFORM is a clear error (exit 2) naming the
+    variable, not a traceback at the first forward pass."""
     from glyphsr.pipelines import sr_train
 
     word().save(tmp_path / "a.png")

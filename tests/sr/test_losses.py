@@ -166,22 +166,29 @@ def test_wce_table_from_the_telescopes_confusion_matrix(tmp_path: Path) -> None:
         load_wce_table(tmp_path / "missing.pkl")
 
 
-def test_smoothed_crnn_text_focus_is_blind_to_alternating_rows() -> None:
-    """loss.tf_smooth: the [1, 2, 1] rows filter removes a pattern alternating from row to row exactly, so the
-    smoothed text focus cannot pull SR towards stripes (the plain one sees them); HR targets are smoothed alike."""
-    from glyphsr.sr.losses.text_focus import smooth_rows
+def test_smoothed_crnn_text_focus_is_blind_to_alternating_rows_and_columns() -> None:
+    """loss.tf_smooth: the [1, 2, 1] filters remove patterns alternating from row to row and from column to column
+    exactly, so the smoothed text focus cannot pull SR towards stripes (the plain one sees them); HR targets are
+    smoothed alike."""
+    from glyphsr.sr.losses.text_focus import smooth_nyquist
 
     torch.manual_seed(0)
     plain = CRNNTextFocus()
     smooth = CRNNTextFocus(model=plain.recognizer, smooth=True)
     sr, hr = torch.rand(2, 4, 32, 128) * 0.5 + 0.25, torch.rand(2, 4, 32, 128)
-    stripes = 0.2 * (-1.0) ** torch.arange(32.0)[:, None].expand(32, 128)
-    torch.testing.assert_close(smooth_rows(stripes[None, None]), torch.zeros(1, 1, 32, 128))
-    torch.testing.assert_close(smooth_rows(torch.full((1, 1, 5, 3), 0.3)), torch.full((1, 1, 5, 3), 0.3))
+    rows = 0.2 * (-1.0) ** torch.arange(32.0)[:, None].expand(32, 128)
+    cols = 0.2 * (-1.0) ** torch.arange(128.0)[None, :].expand(32, 128)
+    for stripes in (rows, cols, rows * cols * 5):  # the last: a checkerboard
+        torch.testing.assert_close(smooth_nyquist(stripes[None, None]), torch.zeros(1, 1, 32, 128))
+    torch.testing.assert_close(smooth_nyquist(torch.full((1, 1, 5, 3), 0.3)), torch.full((1, 1, 5, 3), 0.3))
+    ramp = torch.arange(12.0).view(1, 1, 3, 4)  # linear inside: unchanged away from the borders
+    torch.testing.assert_close(smooth_nyquist(ramp)[..., 1:-1, 1:-1], ramp[..., 1:-1, 1:-1])
     with torch.no_grad():
-        for tf, blind in ((smooth, True), (plain, False)):
-            a = tf(sr, hr, ["word", "text"])["tf_att"]
-            b = tf(sr + stripes, hr, ["word", "text"])["tf_att"]
-            assert torch.allclose(a, b, atol=1e-6) == blind
-    torch.testing.assert_close(smooth.hr_target(hr), plain.hr_target(smooth_rows(hr)))
-    assert GlyphSRLoss(LossConfig(tf_smooth=True)).text_focus.smooth
+        for stripes in (rows, cols):
+            for tf, blind in ((smooth, True), (plain, False)):
+                a = tf(sr, hr, ["word", "text"])["tf_att"]
+                b = tf(sr + stripes, hr, ["word", "text"])["tf_att"]
+                assert torch.allclose(a, b, atol=1e-6) == blind
+    torch.testing.assert_close(smooth.hr_target(hr), plain.hr_target(smooth_nyquist(hr)))
+    assert GlyphSRLoss(LossConfig()).text_focus.smooth  # the default since the stripes of 2026-11-28
+    assert not GlyphSRLoss(LossConfig(tf_smooth=False)).text_focus.smooth

@@ -161,6 +161,31 @@ def test_cpu_deformable_convolution_equals_torchvision() -> None:
         torch.testing.assert_close(block(y), via_tv, atol=1e-5, rtol=1e-5)
 
 
+def test_glyphsr_deform_selects_the_deformable_convolution(monkeypatch) -> None:
+    """GLYPHSR_DEFORM: auto is the grid_sample form on the CPU and torchvision's kernel elsewhere; torchvision and
+    grid give the block the same output; a bad value names the variable."""
+    from glyphsr.sr.modeling import deform
+
+    calls = []
+    real = deform.deform_conv_depthwise
+    monkeypatch.setattr(deform, "deform_conv_depthwise", lambda *a: calls.append(1) or real(*a))
+    block = deform.DeformBlock(16).eval()
+    y = torch.rand(2, 16, 16, 64)
+    out = {}
+    with torch.no_grad():
+        for impl in ("", "torchvision", "grid"):
+            monkeypatch.setenv("GLYPHSR_DEFORM", impl)
+            out[impl] = block(y)
+    assert calls == [1, 1]  # auto (empty) and grid on the CPU, not torchvision
+    assert deform.deform_impl(torch.device("cuda")) == "grid"
+    monkeypatch.setenv("GLYPHSR_DEFORM", "auto")
+    assert deform.deform_impl(torch.device("cuda")) == "torchvision"
+    torch.testing.assert_close(out["torchvision"], out["grid"], atol=1e-5, rtol=1e-5)
+    monkeypatch.setenv("GLYPHSR_DEFORM", "fast")
+    with pytest.raises(ValueError, match="GLYPHSR_DEFORM='fast'"):
+        block(y)
+
+
 def test_tp_steps_pool_the_tpg_steps() -> None:
     """The CRNN TPG's 63 steps are averaged into 26 (still distributions) before the TP transformer; tp_steps=None
     feeds all 63; a configuration saved before tp_steps existed reads back as None."""

@@ -43,7 +43,7 @@ class LossConfig:
     stt_checkpoint: str | None = None
     wce_confusion: str | None = None  # the Telescope's confuse.pkl for the WCE weights (stt); None: plain CE
     crnn_weights: str | None = None
-    tf_smooth: bool = False  # crnn text focus: [1, 2, 1] rows filter first (no stripes; not in the paper; README)
+    tf_smooth: bool = True  # crnn text focus: [1, 2, 1] filters along both axes first (no stripes; not in the paper)
     max_chars: int = MAX_CHARS
 
 

@@ -9,10 +9,16 @@ The deformable convolution keeps ``torchvision.ops.DeformConv2d``'s parameters (
 so state dicts are the same on every device. On CUDA it runs torchvision's kernel; on the CPU it runs
 :func:`deform_conv_depthwise`, the same computation as one ``grid_sample`` over the nine kernel taps, which is
 2.6 times faster there than torchvision's CPU kernel (64 images of 16 x 16 x 64: 56 ms against 146 ms, 2 threads)
-and agrees with it to float32 rounding (tests/sr/test_modeling.py).
+and agrees with it to float32 rounding (tests/sr/test_modeling.py). ``GLYPHSR_DEFORM`` chooses for a process:
+``auto`` (the default, as above), ``grid`` (``deform_conv_depthwise`` everywhere) or ``torchvision``. On CUDA
+torchvision's kernel issues one small product per group and chunk of images (a depthwise convolution: hundreds of
+matrix-vector products a pass) and its backward cost 19 ms of CPU time a call at batch 256 on an H200 (2026-11-28):
+``grid`` is the candidate there, to be measured (``bench_train --kernels deform-grid``).
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +26,19 @@ from torch import nn
 from torchvision.ops import DeformConv2d, deform_conv2d
 
 from glyphsr.sr.modeling.resize import resize
+
+DEFORM_ENV = "GLYPHSR_DEFORM"
+DEFORM_IMPLS = ("auto", "grid", "torchvision")
+
+
+def deform_impl(device: torch.device) -> str:
+    """``grid`` or ``torchvision``: what ``GLYPHSR_DEFORM`` (unset or empty: ``auto``) picks on ``device``."""
+    impl = os.environ.get(DEFORM_ENV, "").strip() or "auto"
+    if impl not in DEFORM_IMPLS:
+        raise ValueError(f"{DEFORM_ENV}={impl!r}: expected one of {', '.join(DEFORM_IMPLS)}")
+    if impl == "auto":
+        return "grid" if device.type == "cpu" else "torchvision"
+    return impl
 
 
 def deform_conv_depthwise(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
@@ -68,8 +87,8 @@ class DeformBlock(nn.Module):
         ctx = resize(self.context(y), y.shape[-2:], "bilinear")
         om = self.offset_mask(torch.cat([y, ctx], dim=1))
         offset, mask = om[:, :18].float(), torch.sigmoid(om[:, 18:]).float()
-        if y.device.type == "cpu":
-            with torch.autocast("cpu", enabled=False):  # float32, as torchvision's kernel computes
+        if deform_impl(y.device) == "grid":
+            with torch.autocast(y.device.type, enabled=False):  # float32, as torchvision's kernel computes
                 y = deform_conv_depthwise(y.float(), offset, mask, self.dcn.weight.float(),
                                           None if self.dcn.bias is None else self.dcn.bias.float()).to(x.dtype)
         else:
