@@ -42,6 +42,11 @@
 # A session of 15 device minutes (an H200 started in about 36 s on 2026-11-28): call 1 `PHASE=train DEADLINE_S=500 bash bench/gpu_session.sh`
 # with a timeout of 560 s, then at once (the machine stays warm, /tmp kept) call 2 `PHASE=bench DEADLINE_S=N`, N the
 # budget status reports less 60 s; then give the machine back.
+# The device takes at most 64 MiB (working tree and carry together): the wheels (45 MB) and english_g2.pth (15 MB)
+# leave no room for the shipped weights (18 MB, tracked), which `cont` needs. Two ways (2026-11-28): leave the
+# weights out of the copy (`git rm --cached` their two .safetensors files and exclude them in .git/info/exclude for
+# the calls, `git reset` after) and run RUNS=tf; or a first short call that carries only .whl and installs it into
+# /tmp/site (kept on the warm machine), then the training call with the weights tracked and only .gpu-assets carried.
 # Everything comes back through $OUT (at most 8 files of 16 MiB): results.tar.gz is rebuilt after each stage, so a
 # session cut short still returns what it measured. Environment: OUT, WORK, N_TRAIN (20000), N_TEST (1000),
 # MINUTES (training time per run, default: what the DEADLINE leaves), DEADLINE_S (520: the script budgets its
