@@ -52,7 +52,7 @@ def _stages(f) -> str:
 
 
 def _training_text(f) -> str:
-    from glyphsr.pipelines.demo import GPU_SPEED, PAPER_SAMPLES
+    from glyphsr.pipelines.demo import GPU_SAMPLES_PER_S, GPU_SPEED, PAPER_SAMPLES
     from glyphsr.sr.evaluation import format_p, mcnemar_p
 
     s = f.train["summary"]
@@ -87,7 +87,7 @@ def _training_text(f) -> str:
             comparison += f": with {per_tier} records per tier a difference of a few points is within chance."
         elif d < 0:
             comparison += (": in so few steps the network has moved away from its bicubic start without yet learning "
-                           "a correction that helps a recognizer (2.5-minute runs on a GPU did the same).")
+                           "a correction that helps a recognizer (short runs on a GPU did the same).")
         else:
             comparison += f": with {per_tier} records per tier, only a longer run can tell whether that holds."
     short = s["samples_seen"] < 0.05 * PAPER_SAMPLES
@@ -115,8 +115,9 @@ def _training_text(f) -> str:
         "set and a 10-minute short-recipe run; `--minutes 60` trains longer), or on this demo's data "
         "`sr-train --masks DIR/masks.zarr --recipe short --minutes 30`, and the paper's recipe "
         "`sr-train --masks DIR/masks.zarr` (Adam 1e-3, batch 48, 200 epochs, 5 warm-up epochs then cosine). "
-        f"Speed measured in this project (not by this demo): {GPU_SPEED}. At 1,158 samples/s the paper's "
-        f"{PAPER_SAMPLES:,} samples take about {PAPER_SAMPLES / 1158 / 60:.0f} minutes of one H200; at this run's "
+        f"Speed measured in this project (not by this demo): {GPU_SPEED}. At {GPU_SAMPLES_PER_S:,} samples/s the "
+        f"paper's {PAPER_SAMPLES:,} samples take about {PAPER_SAMPLES / GPU_SAMPLES_PER_S / 60:.0f} minutes of one "
+        f"H200; at this run's "
         f"{rate:.1f} samples/s on {f.device} they would take about {days:,.1f} days.")
     return "\n\n".join(text)
 
