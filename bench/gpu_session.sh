@@ -32,8 +32,9 @@
 #        weights only after sr-eval on 1,000 images per tier (on the CPU, after the session) reads them better than
 #        the shipped card's figures.
 #   PHASE=bench (DEADLINE_S: what the session has left, less a minute), most wanted first, each stage cut to what
-#     the deadline leaves: the gpu-marked tests, bench_train and bench_infer with the default kernels and the
-#     native ones, torchrun with 2 processes on the one GPU against one process, same global batch and steps
+#     the deadline leaves: the gpu-marked tests, bench_train and bench_infer with the default kernels and the grid
+#     deformable convolution (BENCH_KERNELS="--kernels native" adds the native ones to bench_train; measured
+#     2026-11-28), torchrun with 2 processes on the one GPU against one process, same global batch and steps
 #     (Target 3), torch.profiler's tables of a training step (the kernels as the runs had them) and of inference,
 #     bench_train at batch 48, then the rest of the grid (Baseline1, float32 and scanned GRUs), fp32, cuDNN's
 #     autotuner off, and torch.compile. It reuses PHASE=train's data and masks when the machine still has them,
@@ -285,15 +286,15 @@ t=$(budget 60); log "gpu-marked tests (${t} s)"
   > "$R/gpu_tests.log" 2>&1
 log "gpu tests rc $? : $(tail -1 "$R/gpu_tests.log" 2>/dev/null)"
 pack
-t=$(budget 90); log "bench_train, GlyphSR, the default kernels and the native ones (${t} s)"
-[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 256 --batch 512 \
-  --batch 128 --precision "$PREC" --steps 15 --warmup 5 --kernels deform-grid --kernels native --no-record \
+t=$(budget 75); log "bench_train, GlyphSR, the default kernels and the grid deformable convolution (${t} s)"
+[ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 512 --batch 128 \
+  --precision "$PREC" --steps 15 --warmup 5 --kernels deform-grid ${BENCH_KERNELS:-} --no-record \
   > "$R/bench_train.jsonl" 2> "$R/bench_train.err"
 log "bench_train rc $?"
 pack
-t=$(budget 60); log "bench_infer, the default kernels and the native ones (${t} s)"
+t=$(budget 50); log "bench_infer, the default kernels and the grid deformable convolution (${t} s)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_infer --device cuda --batch 512 --kernels default \
-  --kernels deform-grid --kernels native --no-record > "$R/bench_infer.txt" 2>&1
+  --kernels deform-grid --no-record > "$R/bench_infer.txt" 2>&1
 log "bench_infer rc $?"
 pack
 # -- torchrun: 2 processes on the one GPU against 1, same global batch and steps, at the same time: their loss
