@@ -171,6 +171,8 @@ def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp3
         extra.append(("gru", "fp32", {sr_branch.FP32_GRU_ENV: fp32_kinds}))
     if gru_scan and "bf16" in precisions and not (compile_only or profile_only):
         extra.append(("gru", "scan", {sr_branch.GRU_IMPL_ENV: "scan"}))
+    if kernel_sets and "bf16" not in precisions:
+        print(json.dumps({"note": "--kernels measures bf16 only: add --precision bf16"}), flush=True)
     if "bf16" in precisions and not (compile_only or profile_only):
         extra += [("kernels", k, KERNEL_SETS[k]) for k in kernel_sets]
     for key, label, env in extra:

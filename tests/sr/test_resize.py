@@ -35,6 +35,35 @@ def test_matmul_resize_equals_interpolate_with_gradients(monkeypatch, shape, siz
     torch.testing.assert_close(g_got, g_ref, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize(("shape", "size", "mode"), [((2, 32, 25, 213), (16, 64), "bilinear"),
+                                                   ((2, 8, 6, 22), (16, 64), "bilinear"),
+                                                   ((2, 4, 16, 64), (32, 128), "bicubic")])
+def test_channels_last_inputs_stay_channels_last(monkeypatch, shape, size, mode) -> None:
+    """The network runs channels-last on CUDA: such an input is resized as its (B, H, W, C) view and comes back
+    channels-last, as F.interpolate's does, with the same values and gradients."""
+    monkeypatch.setenv("GLYPHSR_RESIZE", "matmul")
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    ref = F.interpolate(x, size=size, mode=mode, align_corners=False)
+    got = resize(x, size, mode)
+    assert got.is_contiguous(memory_format=torch.channels_last) and got.shape == ref.shape
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-10)
+    go = torch.randn_like(ref)
+    (g_ref,), (g_got,) = torch.autograd.grad(ref, x, go), torch.autograd.grad(got, x, go)
+    torch.testing.assert_close(g_got, g_ref, rtol=0, atol=1e-10)
+
+
+def test_matrices_made_in_inference_mode_serve_training(monkeypatch) -> None:
+    """The cached matrices are made outside inference mode: a resize first run under torch.inference_mode (sr-infer)
+    and then with gradients (training) works."""
+    monkeypatch.setenv("GLYPHSR_RESIZE", "matmul")
+    with torch.inference_mode():
+        resize(torch.rand(1, 2, 7, 9, dtype=torch.float64), (5, 11), "bilinear")
+    x = torch.rand(1, 2, 7, 9, dtype=torch.float64, requires_grad=True)
+    resize(x, (5, 11), "bilinear").sum().backward()
+    assert x.grad is not None
+
+
 def test_resize_dtypes_and_choice(monkeypatch) -> None:
     """Under autocast the products run in its 16-bit type unless keep_dtype; auto is F.interpolate off CUDA; a
     same-size resize is the identity; integers and bad values are refused by name."""

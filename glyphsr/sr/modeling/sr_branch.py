@@ -117,13 +117,12 @@ def gru_scan(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
 
 def run_gru(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
     """``gru(seq)``'s output sequence by the implementation ``gru_impl_for`` names, in float32 under autocast on
-    the devices of ``float32_gru_devices()`` (the Triton kernels' recurrence is float32 anyway)."""
+    the devices of ``float32_gru_devices()`` (for the Triton kernels, whose recurrence is float32 anyway: the input
+    projections too, and full float32 products instead of TF32)."""
     impl = gru_impl_for(gru, seq.device)
-    if impl == "triton":
-        return gru_triton.gru_triton(gru, seq)
     if impl == "native":
         gru.flatten_parameters()
-    run = gru_scan if impl == "scan" else (lambda g, x: g(x)[0])
+    run = {"triton": gru_triton.gru_triton, "scan": gru_scan}.get(impl, lambda g, x: g(x)[0])
     kind = seq.device.type
     if torch.is_autocast_enabled(kind) and kind in float32_gru_devices():
         with torch.autocast(kind, enabled=False):
