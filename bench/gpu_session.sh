@@ -9,8 +9,8 @@
 #        and resizing by matrix products; if it fails, with cuDNN's GRUs and F.interpolate from there on) and the
 #        kernel A/B (KERNEL_AB=1, the default: bench_train at batch 256, the default kernels against the native
 #        ones and the grid_sample deformable convolution; the runs use the fastest, the default unless another is 3%
-#        faster, kept in $WORK/gru.env); GRU_AB=1 instead runs 2026-11-28's GRU A/B (cuDNN's GRUs under autocast,
-#        in float32, and as a scan);
+#        faster, kept in $WORK/gru.env); the float32 and scanned GRUs, which lost to cuDNN's on 2026-11-28, are in
+#        the bench phase's grid;
 #        then the judge's bicubic/HR rows are cached once for all runs;
 #     3. sr-train runs side by side for the same training time, validated on the tiers (RapidOCR); RUNS picks them:
 #          main      GlyphSR, recipe short (global skip, no STN, no text focus, batch 256, lr 5e-4, 100 warm-up
@@ -52,7 +52,7 @@
 # session cut short still returns what it measured. Environment: OUT, WORK, N_TRAIN (20000), N_TEST (1000),
 # MINUTES (training time per run, default: what the DEADLINE leaves), DEADLINE_S (520: the script budgets its
 # stages to end by then), VAL_N (500 per tier at the end, 200 during training), RUNS, MAIN_ARGS (the main run's
-# options), SKIP_DDP=1, JUDGE_THREADS, VAL_EVERY_S (60), PREC (bf16), KERNEL_AB (1), GRU_AB=1, GLYPHSR_FP32_GRU,
+# options), SKIP_DDP=1, JUDGE_THREADS, VAL_EVERY_S (60), PREC (bf16), KERNEL_AB (1), GLYPHSR_FP32_GRU,
 # GLYPHSR_GRU or GLYPHSR_RESIZE (the runs' kernels).
 set -u
 T0=$(date +%s)
@@ -157,27 +157,7 @@ print(env.get(best, ""), f"# kernel A/B (samples/s): {speed} -> {best}")
 AB
   log "$(cat "$W/gru.env")"
   . "$W/gru.env"
-elif [ "${GRU_AB:-0}" = 1 ] && [ -z "${GLYPHSR_FP32_GRU:-}${GLYPHSR_GRU:-}" ] && [ "$PREC" = bf16 ] \
-   && [ "$DEVICE" = cuda ]; then
-  log "GRU A/B: bench_train, GlyphSR at batch 256: cuDNN's GRUs under autocast, in float32, and as a scan"
-  timeout 100 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision bf16 --steps 10 \
-    --warmup 4 --gru-fp32 --gru-scan --no-record > "$R/gru_ab.jsonl" 2> "$R/gru_ab.err"
-  $PY - "$R/gru_ab.jsonl" > "$W/gru.env" <<'AB'
-import json, sys
-rows = [json.loads(x) for x in open(sys.argv[1]) if x.startswith("{")]
-# the measurements only: not bench_train's closing record line (no "gru" key: it would read as the default's 0)
-rows = [r for r in rows if "samples_per_s" in r and "bench" not in r and not r.get("compile")]
-speed = {r.get("gru", "autocast"): r["samples_per_s"] for r in rows}
-env = {"autocast": "", "fp32": "export GLYPHSR_FP32_GRU=cpu,cuda", "scan": "export GLYPHSR_GRU=scan"}
-best = max(speed, key=speed.get) if speed else "autocast"
-if speed.get(best, 0) <= 1.05 * speed.get("autocast", 0):  # the default unless another is clearly faster
-    best = "autocast"
-print(env.get(best, ""), f"# GRU A/B (samples/s): {speed} -> {best}")
-AB
-  log "$(cat "$W/gru.env")"
-  . "$W/gru.env"
-else  # set by the caller, or no A/B (GRU_AB unset; on one H200 the default won: 946 against 824 samples/s for
-  # float32 GRUs at batch 256, and the scan did not finish within the A/B's 100 s, 2026-11-28): kept for the profile
+else  # set by the caller, or no A/B (KERNEL_AB=0): kept for the profile
   { [ -n "${GLYPHSR_FP32_GRU:-}" ] && echo "export GLYPHSR_FP32_GRU=$GLYPHSR_FP32_GRU"
     [ -n "${GLYPHSR_GRU:-}" ] && echo "export GLYPHSR_GRU=$GLYPHSR_GRU"
     [ -n "${GLYPHSR_RESIZE:-}" ] && echo "export GLYPHSR_RESIZE=$GLYPHSR_RESIZE"

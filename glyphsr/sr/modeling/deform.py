@@ -18,13 +18,12 @@ matrix-vector products a pass) and its backward cost 19 ms of CPU time a call at
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import DeformConv2d, deform_conv2d
 
+from glyphsr.sr.modeling._env import env_choice
 from glyphsr.sr.modeling.resize import resize
 
 DEFORM_ENV = "GLYPHSR_DEFORM"
@@ -33,9 +32,7 @@ DEFORM_IMPLS = ("auto", "grid", "torchvision")
 
 def deform_impl(device: torch.device) -> str:
     """``grid`` or ``torchvision``: what ``GLYPHSR_DEFORM`` (unset or empty: ``auto``) picks on ``device``."""
-    impl = os.environ.get(DEFORM_ENV, "").strip() or "auto"
-    if impl not in DEFORM_IMPLS:
-        raise ValueError(f"{DEFORM_ENV}={impl!r}: expected one of {', '.join(DEFORM_IMPLS)}")
+    impl = env_choice(DEFORM_ENV, DEFORM_IMPLS)
     if impl == "auto":
         return "grid" if device.type == "cpu" else "torchvision"
     return impl

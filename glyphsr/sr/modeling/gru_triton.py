@@ -111,16 +111,27 @@ class _GRURecurrence(torch.autograd.Function):
         return dxi.to(xi.dtype), dw.sum(1), db.sum(1)
 
 
+def directions(gru: nn.GRU) -> list[str]:
+    """The suffixes of ``gru``'s parameter names, one per direction."""
+    return ["", "_reverse"] if gru.bidirectional else [""]
+
+
+def input_projections(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
+    """``W_ih x + b_ih`` of every step and direction in one product: (N, T, I) -> (N, T, D * 3H)."""
+    sfx = directions(gru)
+    w_ih = torch.cat([getattr(gru, f"weight_ih_l0{s}") for s in sfx])
+    b_ih = torch.cat([getattr(gru, f"bias_ih_l0{s}") for s in sfx])
+    return F.linear(seq, w_ih, b_ih)
+
+
 def gru_triton(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
     """``gru(seq)[0]`` by the Triton kernels: (N, T, I) -> (N, T, D * H), in ``seq``'s type (under autocast, its
     16-bit type)."""
     if not supports(gru):
         raise ValueError(f"gru_triton takes a one-layer batch-first GRU with biases and a hidden size in "
                          f"{HIDDEN_SIZES}, got {gru}")
-    sfx = ["", "_reverse"] if gru.bidirectional else [""]
-    w_ih = torch.cat([getattr(gru, f"weight_ih_l0{s}") for s in sfx])
-    b_ih = torch.cat([getattr(gru, f"bias_ih_l0{s}") for s in sfx])
-    xi = F.linear(seq, w_ih, b_ih).contiguous()  # (N, T, D * 3H)
+    sfx = directions(gru)
+    xi = input_projections(gru, seq).contiguous()
     whh = torch.stack([getattr(gru, f"weight_hh_l0{s}") for s in sfx]).float().contiguous()
     bhh = torch.stack([getattr(gru, f"bias_hh_l0{s}") for s in sfx]).float().contiguous()
     return _GRURecurrence.apply(xi, whh, bhh).to(xi.dtype)

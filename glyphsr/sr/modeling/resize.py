@@ -15,21 +15,20 @@ or ``native`` (``F.interpolate`` everywhere).
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+
+from glyphsr.sr.modeling._env import env_choice
 
 RESIZE_ENV = "GLYPHSR_RESIZE"
 RESIZE_IMPLS = ("auto", "matmul", "native")
 
 
 def resize_impl() -> str:
-    impl = os.environ.get(RESIZE_ENV, "").strip() or "auto"
-    if impl not in RESIZE_IMPLS:
-        raise ValueError(f"{RESIZE_ENV}={impl!r}: expected one of {', '.join(RESIZE_IMPLS)}")
-    return impl
+    """``GLYPHSR_RESIZE`` (unset or empty: ``auto``)."""
+    return env_choice(RESIZE_ENV, RESIZE_IMPLS)
 
 
 @lru_cache(maxsize=256)

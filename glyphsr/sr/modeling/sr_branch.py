@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from glyphsr.sr.modeling import gru_triton
+from glyphsr.sr.modeling._env import env_choice
 
 #: Device types whose GRUs run in float32 under autocast. The CPU's: under bfloat16 autocast its GRU is slower
 #: (an SR block's, 1,024 rows of 64 steps: 69 against 59 ms in float32; the GPM's, 32 rows of 16 steps of 1,024
@@ -59,10 +60,7 @@ GRU_IMPLS = ("auto", "native", "scan", "triton")
 
 def gru_impl() -> str:
     """``GLYPHSR_GRU`` (unset or empty: ``auto``)."""
-    impl = os.environ.get(GRU_IMPL_ENV, "").strip() or "auto"
-    if impl not in GRU_IMPLS:
-        raise ValueError(f"{GRU_IMPL_ENV}={impl!r}: expected one of {', '.join(GRU_IMPLS)}")
-    return impl
+    return env_choice(GRU_IMPL_ENV, GRU_IMPLS)
 
 
 def gru_impl_for(gru: nn.GRU, device: torch.device) -> str:
@@ -88,11 +86,9 @@ def gru_scan(gru: nn.GRU, seq: torch.Tensor) -> torch.Tensor:
         raise ValueError("gru_scan takes a one-layer batch-first GRU with biases")
     n, steps, _ = seq.shape
     hid = gru.hidden_size
-    sfx = ["", "_reverse"] if gru.bidirectional else [""]
+    sfx = gru_triton.directions(gru)
     d = len(sfx)
-    w_ih = torch.cat([getattr(gru, f"weight_ih_l0{s}") for s in sfx])
-    b_ih = torch.cat([getattr(gru, f"bias_ih_l0{s}") for s in sfx])
-    xi = F.linear(seq, w_ih, b_ih).view(n, steps, d, 3 * hid)
+    xi = gru_triton.input_projections(gru, seq).view(n, steps, d, 3 * hid)
     xi = torch.stack([xi[:, :, 0]] + ([xi[:, :, 1].flip(1)] if d == 2 else []))  # (D, N, T, 3H)
     w_hh = torch.stack([getattr(gru, f"weight_hh_l0{s}").t() for s in sfx])  # (D, H, 3H)
     b_hh = torch.stack([getattr(gru, f"bias_hh_l0{s}") for s in sfx]).unsqueeze(1)  # (D, 1, 3H)
