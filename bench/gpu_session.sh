@@ -31,23 +31,27 @@
 #        safetensors (files under 16 MiB), and Baseline1's when it ran: candidates, which replace the shipped
 #        weights only after sr-eval on 1,000 images per tier (on the CPU, after the session) reads them better than
 #        the shipped card's figures.
-#   PHASE=bench (DEADLINE_S: what the session has left, less a minute), most wanted first, each stage cut to what
-#     the deadline leaves: the gpu-marked tests, bench_train and bench_infer with the default kernels and the grid
-#     deformable convolution (BENCH_KERNELS="--kernels native" adds the native ones to bench_train; measured
-#     2026-11-28), torchrun with 2 processes on the one GPU against one process, same global batch and steps
-#     (Target 3), torch.profiler's tables of a training step (the kernels as the runs had them) and of inference,
-#     bench_train at batch 48, then the rest of the grid (Baseline1, float32 and scanned GRUs), fp32, cuDNN's
-#     autotuner off, and torch.compile. It reuses PHASE=train's data and masks when the machine still has them,
-#     else makes 4,000 pairs.
+#   PHASE=bench (DEADLINE_S: what its call may take), most wanted first, each stage cut to what the deadline
+#     leaves: the data (the machine's own when it has them, else BENCH_N pairs, 4,000 by default, BENCH_TEST per
+#     tier) with gem-extract and the judge's reference rows in the background beside the gpu-marked tests;
+#     bench_train at batch 512 and 128 with the default kernels and the grid deformable convolution
+#     (BENCH_KERNELS="--kernels native" adds the native ones), whose faster set at batch 512 a later PHASE=train
+#     uses; torchrun with 2 processes sharing the one GPU (gloo) against one process, same global batch and steps,
+#     their loss curves side by side (Target 3); bench_infer likewise; torch.profiler's tables of a training step
+#     (the chosen kernels) and of inference; bench_train at batch 48; then the rest of the grid (Baseline1, float32
+#     and scanned GRUs), fp32, cuDNN's autotuner off, and torch.compile.
 #   PHASE=all: both in one call (a session with more device time).
-# A session of 15 device minutes (an H200 started in about 36 s on 2026-11-28): call 1 `PHASE=train DEADLINE_S=500 bash bench/gpu_session.sh`
-# with a timeout of 560 s, then at once (the machine stays warm, /tmp kept) call 2 `PHASE=bench DEADLINE_S=N`, N the
-# budget status reports less 60 s; then give the machine back.
+# A session of 15 device minutes (an H200 starts in about 36 s), bench first since 2026-11-28's third session: call 1
+# `PHASE=bench BENCH_N=20000 BENCH_TEST=1000 DEADLINE_S=270` (timeout 300 s) makes the training data and masks
+# (gem-extract and the judge's reference rows run beside the gpu tests), measures the kernels at batch 512 and
+# writes the faster set for the runs, and runs the torchrun check; then at once (the machine stays warm 30 s, /tmp
+# and ignored files kept) call 2 `PHASE=train DEADLINE_S=N`, N the budget status reports less 50 s, which reuses the
+# data, the masks and the kernel choice; then give the machine back.
 # The device takes at most 64 MiB (working tree and carry together): the wheels (45 MB) and english_g2.pth (15 MB)
-# leave no room for the shipped weights (18 MB, tracked), which `cont` needs. Two ways (2026-11-28): leave the
-# weights out of the copy (`git rm --cached` their two .safetensors files and exclude them in .git/info/exclude for
-# the calls, `git reset` after) and run RUNS=tf; or a first short call that carries only .whl and installs it into
-# /tmp/site (kept on the warm machine), then the training call with the weights tracked and only .gpu-assets carried.
+# leave no room for the shipped weights (18 MB, tracked), which `cont` needs. So call 1 carries [".whl",
+# ".gpu-assets"] with the weights' two .safetensors left out of the copy (`git rm --cached` them and exclude them in
+# .git/info/exclude for the call, `git reset` after) and installs the wheels into /tmp/site; call 2 carries nothing
+# (the ignored .gpu-assets stay on the warm machine) with the weights tracked again.
 # Everything comes back through $OUT (at most 8 files of 16 MiB): results.tar.gz is rebuilt after each stage, so a
 # session cut short still returns what it measured. Environment: OUT, WORK, N_TRAIN (20000), N_TEST (1000),
 # MINUTES (training time per run, default: what the DEADLINE leaves), DEADLINE_S (520: the script budgets its
@@ -97,17 +101,9 @@ data() {  # data N_TRAIN N_TEST [any]: textzoom-synth into $W/data, then gem-ext
       --workers $(( CPUS > 3 ? CPUS - 2 : 1 )) > "$R/gem_extract.log" 2>&1; echo "rc $?" >> "$R/gem_extract.log" ) &
   GEM=$!
 }
-GEM=
-wait_gem() { if [ -n "$GEM" ]; then wait "$GEM"; log "gem-extract: $(tail -2 "$R/gem_extract.log" | tr '\n' ' ')"; GEM=; fi; }
-PREC=${PREC:-bf16}
-
-# == PHASE train ====================================================================================================
-if [ "$PHASE" != bench ]; then
-# -- 1. data, and masks on the CPU workers || the GPU's smoke step and GRU A/B ----------------------------------------
-data "$N_TRAIN" "$N_TEST"
-pack
-log "judge's reference rows (bicubic, HR) cached once for all runs, in the background"
-( $PY - > "$R/reference.log" 2>&1 <<REF
+refs() {  # the judge's bicubic and HR rows, cached (GLYPHSR_CACHE) once for every run, in the background: REFP
+  log "judge's reference rows (bicubic, HR) cached once for all runs, in the background"
+  ( $PY - > "$R/reference.log" 2>&1 <<REF
 from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
 from glyphsr.sr.evaluation import load_sets, reference_rows
 sets, _ = load_sets(["$W/data"], $VAL_N, workers=$CPUS)
@@ -117,8 +113,19 @@ for s in sets:
         rows = reference_rows(sub, judge)
         print(sub.name, len(sub), {k: round(v["accuracy"], 4) for k, v in rows.items()})
 REF
-) &
-REFP=$!
+  ) &
+  REFP=$!
+}
+GEM=
+wait_gem() { if [ -n "$GEM" ]; then wait "$GEM"; log "gem-extract: $(tail -2 "$R/gem_extract.log" | tr '\n' ' ')"; GEM=; fi; }
+PREC=${PREC:-bf16}
+
+# == PHASE train ====================================================================================================
+if [ "$PHASE" != bench ]; then
+# -- 1. data, and masks on the CPU workers || the GPU's smoke step and GRU A/B ----------------------------------------
+data "$N_TRAIN" "$N_TEST"
+pack
+refs
 smoke() { $PY - > "$R/smoke.log" 2>&1 <<'SMOKE'
 import torch
 from glyphsr.sr.losses import GlyphSRLoss
@@ -138,7 +145,11 @@ if ! smoke; then
   log "the default kernels failed (smoke_default.log): cuDNN's GRUs and F.interpolate from here on"
   smoke || { PREC=fp32; log "bf16 step failed: training in fp32 (see smoke.log)"; }
 fi
-if [ "${KERNEL_AB:-1}" = 1 ] && [ -z "${GLYPHSR_GRU:-}${GLYPHSR_RESIZE:-}${GLYPHSR_DEFORM:-}" ] && [ "$PREC" = bf16 ] \
+if [ "${KERNEL_AB:-1}" = 1 ] && [ -z "${GLYPHSR_GRU:-}${GLYPHSR_RESIZE:-}${GLYPHSR_DEFORM:-}" ] \
+   && grep -q "bench phase" "$W/gru.env" 2>/dev/null; then  # a PHASE=bench call on this machine measured them
+  log "the kernels the bench phase chose: $(cat "$W/gru.env")"
+  . "$W/gru.env"
+elif [ "${KERNEL_AB:-1}" = 1 ] && [ -z "${GLYPHSR_GRU:-}${GLYPHSR_RESIZE:-}${GLYPHSR_DEFORM:-}" ] && [ "$PREC" = bf16 ] \
    && [ "$DEVICE" = cuda ]; then
   log "kernel A/B: bench_train, GlyphSR at batch 256: the default kernels, the native ones, the grid_sample DCN"
   timeout 100 $PY -m bench.bench_train --device cuda --variant full --batch 256 --precision bf16 --steps 10 \
@@ -254,49 +265,90 @@ fi
 # the training step's speed and memory with the default kernels and the native ones, inference likewise, torchrun,
 # the profiles of a training step and of inference; then the rest of the grid.
 if [ "$PHASE" != train ]; then
-data 4000 200 any
-wait_gem  # its CPU workers would share the machine with the benchmarks
+data "${BENCH_N:-4000}" "${BENCH_TEST:-200}" any  # BENCH_N=20000 BENCH_TEST=1000: the data a later PHASE=train reuses
 budget() {  # budget N: N seconds or what the deadline leaves (less 10 s), whichever is less; 0 below 15 s
   local left=$(( DEADLINE_S - $(el) - 10 )); local t=$(( $1 < left ? $1 : left )); echo $(( t < 15 ? 0 : t ))
 }
 GRU_ENV=$(cat "$W/gru.env" 2>/dev/null)
 unset GLYPHSR_FP32_GRU GLYPHSR_GRU GLYPHSR_RESIZE GLYPHSR_DEFORM  # the benchmarks: the default and the others
-t=$(budget 60); log "gpu-marked tests (${t} s)"
+REFP=
+[ -f "$W/data/synth.json" ] && [ "${BENCH_REFS:-1}" = 1 ] && refs  # for a later PHASE=train: cached
+t=$(budget 70); log "gpu-marked tests (${t} s), beside gem-extract and the judge (not timed)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m pytest -q -p no:cacheprovider -m gpu tests/sr/test_gpu.py \
   > "$R/gpu_tests.log" 2>&1
 log "gpu tests rc $? : $(tail -1 "$R/gpu_tests.log" 2>/dev/null)"
+wait_gem  # its CPU workers would share the machine with the benchmarks
+[ -n "$REFP" ] && { wait "$REFP"; cat "$R/reference.log" | tee -a "$R/session.log"; }
 pack
 t=$(budget 75); log "bench_train, GlyphSR, the default kernels and the grid deformable convolution (${t} s)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_train --device cuda --variant full --batch 512 --batch 128 \
   --precision "$PREC" --steps 15 --warmup 5 --kernels deform-grid ${BENCH_KERNELS:-} --no-record \
   > "$R/bench_train.jsonl" 2> "$R/bench_train.err"
 log "bench_train rc $?"
+# the kernels for a later PHASE=train on this machine: the fastest at batch 512, the default unless another is 3%
+# faster (that call then skips its own A/B)
+$PY - "$R/bench_train.jsonl" > "$W/gru.env.new" <<'CHOICE' && mv "$W/gru.env.new" "$W/gru.env"
+import json, sys
+rows = [json.loads(x) for x in open(sys.argv[1]) if x.startswith("{")]
+rows = [r for r in rows if r.get("batch") == 512 and "samples_per_s" in r and "bench" not in r]
+speed = {r.get("kernels", "default"): r["samples_per_s"] for r in rows}
+if "default" not in speed:
+    sys.exit(1)
+env = {"default": "", "native": "export GLYPHSR_GRU=native GLYPHSR_RESIZE=native",
+       "deform-grid": "export GLYPHSR_DEFORM=grid"}
+best = max(speed, key=speed.get)
+if speed[best] <= 1.03 * speed["default"]:
+    best = "default"
+print(env.get(best, ""), f"# bench phase, batch 512 (samples/s): {speed} -> {best}")
+CHOICE
+GRU_ENV=$(cat "$W/gru.env" 2>/dev/null)
+log "kernels for the training runs: ${GRU_ENV:-default}"
+pack
+# -- torchrun: 2 processes on the one GPU (gloo: NCCL takes one process per GPU) against 1, same global batch and
+# steps, at the same time: their loss curves are compared (Target 3), not their speeds, which the shared GPU
+# confounds -------------------------------------------------------------------------------------------------------
+t=$(budget "${DDP_S:-110}")
+if [ -z "${SKIP_DDP:-}" ] && [ "$t" -gt 60 ]; then
+  log "torchrun check (${t} s)"
+  ddp=(--masks "$W/masks.zarr" --recipe short --steps "${DDP_STEPS:-60}" --limit 4000 --judge none
+       --set train.workers=4 --set "train.precision=$PREC" --set train.log_every=5 --device "$DEVICE")
+  timeout "$t" $PY -m torch.distributed.run --standalone --nproc-per-node 2 \
+    -m glyphsr.pipelines.sr_train --out "$W/runs/ddp2" --overwrite --batch "${DDP_BATCH:-128}" "${ddp[@]}" \
+    "${EXTRA[@]}" > "$R/train_ddp2.log" 2>&1 &
+  D2=$!
+  timeout "$t" $PY -m glyphsr.pipelines.sr_train --out "$W/runs/ddp1" --overwrite \
+    --batch $(( 2 * ${DDP_BATCH:-128} )) "${ddp[@]}" "${EXTRA[@]}" > "$R/train_ddp1.log" 2>&1
+  log "one process: rc $?"
+  wait $D2
+  log "torchrun, 2 processes: rc $?"
+  for name in ddp1 ddp2; do
+    mkdir -p "$R/runs/$name"; cp "$W/runs/$name"/{metrics.jsonl,summary.json} "$R/runs/$name/" 2>/dev/null
+  done
+  $PY - "$W/runs/ddp1/metrics.jsonl" "$W/runs/ddp2/metrics.jsonl" > "$R/ddp_compare.txt" 2>&1 <<'CMP'
+import json, sys
+curves = []
+for path in sys.argv[1:]:
+    ev = [json.loads(x) for x in open(path)]
+    curves.append({e["step"]: e["loss"]["total"] for e in ev if e.get("kind") == "train" and "step" in e})
+one, two = curves
+common = sorted(set(one) & set(two))
+print("step  one process  two processes  difference")
+for s in common:
+    print(f"{s:4d}  {one[s]:11.4f}  {two[s]:13.4f}  {two[s] - one[s]:+10.4f}")
+if common:
+    d = [abs(two[s] - one[s]) / abs(one[s]) for s in common]
+    print(f"mean relative difference over {len(common)} log points: {sum(d) / len(d):.2%}; "
+          f"first {one[common[0]]:.4f} / {two[common[0]]:.4f}, last {one[common[-1]]:.4f} / {two[common[-1]]:.4f}")
+CMP
+  log "torchrun check: $(tail -1 "$R/ddp_compare.txt")"
+else
+  log "no time left for the torchrun check"
+fi
 pack
 t=$(budget 50); log "bench_infer, the default kernels and the grid deformable convolution (${t} s)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_infer --device cuda --batch 512 --kernels default \
   --kernels deform-grid --no-record > "$R/bench_infer.txt" 2>&1
 log "bench_infer rc $?"
-pack
-# -- torchrun: 2 processes on the one GPU against 1, same global batch and steps, at the same time: their loss
-# curves are compared (Target 3), not their speeds, which the shared GPU confounds ----------------------------------
-if [ -z "${SKIP_DDP:-}" ] && [ $(( DEADLINE_S - $(el) )) -gt 75 ]; then
-  log "torchrun check"
-  ddp=(--masks "$W/masks.zarr" --recipe short --steps "${DDP_STEPS:-60}" --limit 4000 --judge none
-       --set train.workers=4 --set "train.precision=$PREC" --set train.log_every=10 --device "$DEVICE")
-  timeout $(( DEADLINE_S - $(el) - 5 )) $PY -m torch.distributed.run --standalone --nproc-per-node 2 \
-    -m glyphsr.pipelines.sr_train --out "$W/runs/ddp2" --overwrite --batch "${DDP_BATCH:-128}" "${ddp[@]}" \
-    "${EXTRA[@]}" > "$R/train_ddp2.log" 2>&1 &
-  D2=$!
-  timeout $(( DEADLINE_S - $(el) - 5 )) $PY -m glyphsr.pipelines.sr_train --out "$W/runs/ddp1" --overwrite \
-    --batch $(( 2 * ${DDP_BATCH:-128} )) "${ddp[@]}" "${EXTRA[@]}" > "$R/train_ddp1.log" 2>&1
-  wait $D2
-  for name in ddp1 ddp2; do
-    mkdir -p "$R/runs/$name"; cp "$W/runs/$name"/{metrics.jsonl,summary.json} "$R/runs/$name/" 2>/dev/null
-  done
-  log "torchrun check done"
-else
-  log "no time left for the torchrun check"
-fi
 pack
 t=$(budget 60); log "torch.profiler tables (${t} s), the kernels as the training runs had them: ${GRU_ENV:-default}"
 [ "$t" -gt 0 ] && ( eval "$GRU_ENV"; timeout "$t" $PY -m bench.bench_train --device cuda --variant full \

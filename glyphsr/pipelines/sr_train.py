@@ -279,6 +279,21 @@ def plot_curves(history: list[dict], path: Path) -> Path | None:
     return path
 
 
+def dist_plan(local_rank: int, local_world: int, n_gpus: int) -> tuple[str, int | None]:
+    """(backend, CUDA device index or None for the CPU) for one torchrun process.
+
+    One process per GPU (or fewer processes than GPUs): NCCL, process i on GPU i. More processes than GPUs: they
+    share the GPUs round-robin (process i on GPU i mod n), and every process takes gloo, because NCCL refuses two
+    ranks on one GPU ("Duplicate GPU detected") and all ranks must agree on the backend; gloo all-reduces CUDA
+    tensors through the host, slower but correct. No GPU: gloo on the CPU.
+    """
+    if n_gpus <= 0:
+        return "gloo", None
+    if local_world > n_gpus:
+        return "gloo", local_rank % n_gpus
+    return "nccl", local_rank
+
+
 def _setup_distributed():
     import torch
     import torch.distributed as dist
@@ -287,12 +302,18 @@ def _setup_distributed():
     if world <= 1:
         return None
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local)
-        dist.init_process_group("nccl")
-        return torch.device("cuda", local)
-    dist.init_process_group("gloo")
-    return torch.device("cpu")
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    backend, index = dist_plan(local, local_world, n_gpus)
+    if index is None:
+        dist.init_process_group(backend)
+        return torch.device("cpu")
+    if backend == "gloo" and local == 0:
+        console.print(f"[yellow]{local_world} processes share {n_gpus} GPU(s): gradients go through gloo (NCCL "
+                      "takes one process per GPU)[/]")
+    torch.cuda.set_device(index)
+    dist.init_process_group(backend)
+    return torch.device("cuda", index)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

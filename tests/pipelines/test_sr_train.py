@@ -130,6 +130,31 @@ def test_torchrun_two_processes_with_gloo(synth_store: Path, tmp_path: Path) -> 
     assert not any(k.startswith("module.") for k in model.state_dict())
 
 
+def test_torchrun_with_a_time_budget_stops_every_rank_at_the_same_step(synth_store: Path, tmp_path: Path) -> None:
+    # each rank's own clock would end the ranks at different steps (the one left waiting in an all-reduce) and give
+    # them different learning rates; they share the slowest rank's clock, which moves at log points
+    out = tmp_path / "ddp-minutes"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(_free_port()), "-m", "glyphsr.pipelines.sr_train", "--masks", str(synth_store),
+           "--out", str(out), "--minutes", "0.04", "--judge", "none", *TINY, "--set", "train.log_every=5"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    steps = summary["steps"]
+    assert steps >= 5 and steps % 5 == 0  # the budget is looked at where the ranks share their clock
+    assert summary["samples_seen"] == steps * 2 * 2
+
+
+@pytest.mark.parametrize(("local", "local_world", "gpus", "plan"), [
+    (0, 2, 0, ("gloo", None)), (1, 2, 0, ("gloo", None)),  # CPUs
+    (0, 4, 4, ("nccl", 0)), (3, 4, 4, ("nccl", 3)), (1, 2, 8, ("nccl", 1)),  # a process per GPU
+    (0, 2, 1, ("gloo", 0)), (1, 2, 1, ("gloo", 0)), (3, 4, 2, ("gloo", 1)),  # processes sharing GPUs
+])
+def test_dist_plan(local: int, local_world: int, gpus: int, plan: tuple) -> None:
+    assert sr_train.dist_plan(local, local_world, gpus) == plan
+
+
 def test_streaming_gives_the_batches_memory_gives(synth_store: Path, tmp_path: Path) -> None:
     """A set too big for memory streams from the LMDB and the store; for the same indices its batches equal the
     in-memory ones, and a run trains from it through DataLoader workers."""

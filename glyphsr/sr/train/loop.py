@@ -230,7 +230,7 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         with record_function("glyphsr.backward"):
             loss.backward()
-        if not math.isfinite(loss.item()):  # queued backward keeps the device busy meanwhile
+        if self._nonfinite(loss):  # queued backward keeps the device busy meanwhile
             self.opt.zero_grad(set_to_none=True)
             with torch.no_grad():
                 torch._foreach_copy_(buffers, self._saved_buffers)
@@ -254,6 +254,22 @@ class Trainer:
         terms = {k: v.detach() for k, v in terms.items()}
         terms["lr"] = torch.tensor(lr_now)
         return terms
+
+    def _nonfinite(self, loss: torch.Tensor) -> bool:
+        """Whether the step's loss is NaN or infinite, on any rank: under DDP every rank skips the same steps, since
+        the gradients they all-reduced carry one rank's NaN to all of them."""
+        if self.world == 1:
+            return not math.isfinite(loss.item())
+        flag = (~torch.isfinite(loss.detach().float())).float().reshape(1)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _synced_clock(self) -> None:
+        """Under DDP, the ranks take the slowest rank's training time (at log points, where they synchronize
+        anyway), so that a time budget's learning rate and last step are the same on every rank."""
+        t = torch.tensor([self.train_time], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        self.train_time = self._clock = float(t.item())
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -328,9 +344,13 @@ class Trainer:
         n_acc = 0
         t_log = time.perf_counter()
         steps_log = 0
+        # the clock the schedule follows: this process's training time, or under DDP the ranks' common one, which
+        # moves at log points only (every rank must take the same learning rate and stop at the same step)
+        self._clock = self.train_time
         while self.step < end:
             t0 = time.perf_counter()
-            time_frac = self.train_time / tc.time_budget_s if tc.time_budget_s else None
+            clock = self.train_time if self.world == 1 else self._clock
+            time_frac = clock / tc.time_budget_s if tc.time_budget_s else None
             if time_frac is not None and time_frac >= 1.0:
                 break
             terms = self.train_step(time_frac)
@@ -344,6 +364,8 @@ class Trainer:
                     torch.cuda.synchronize(self.device)
                 now = time.perf_counter()
                 self.train_time += now - t0
+                if self.world > 1 and tc.time_budget_s:
+                    self._synced_clock()
                 rate = steps_log * self.global_batch / max(now - t_log, 1e-9)
                 means = {k: round(float(v) / max(n_acc, 1), 6) for k, v in acc.items()}
                 self._event({"kind": "train", "loss": means, "samples_per_s": round(rate, 2),
