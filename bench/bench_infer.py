@@ -131,10 +131,11 @@ def io_costs(n: int = 100) -> dict:
 @click.option("--profile", "do_profile", is_flag=True,
               help="Only torch.profiler's tables for forward passes of 16x64 windows at the first batch, precision "
                    "and layout (the operators, then the network's parts); no measurements.")
-@click.option("--kernels", "kernel_sets", multiple=True, type=click.Choice(["default", "native", "deform-grid"]),
-              help="default: what the network picks (on CUDA: Triton GRUs, resizing by matrix products); native: "
-                   "cuDNN's GRUs and F.interpolate (GLYPHSR_GRU=native GLYPHSR_RESIZE=native); deform-grid: the "
-                   "deformable convolutions as one grid_sample (GLYPHSR_DEFORM=grid). Default: default.")
+@click.option("--kernels", "kernel_sets", multiple=True, type=click.Choice(["default", "native", "deform-torchvision", "deform-grid"]),
+              help="default: what the network picks (on CUDA: Triton GRUs, resizing by matrix products, the "
+                   "deformable convolutions as one grid_sample); native: cuDNN's GRUs, F.interpolate and "
+                   "torchvision's deformable convolution; deform-torchvision: torchvision's deformable convolution "
+                   "(GLYPHSR_DEFORM=torchvision); deform-grid: GLYPHSR_DEFORM=grid. Default: default.")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
 def main(device, batches, precisions, n, lines, line_width, threads, layouts, kernel_sets, do_profile,
          no_record) -> None:
@@ -179,7 +180,8 @@ def main(device, batches, precisions, n, lines, line_width, threads, layouts, ke
             sr, built = sr_fn(layout), layout
         if cuda:
             torch.cuda.reset_peak_memory_stats(dev)
-        env = {"native": {"GLYPHSR_GRU": "native", "GLYPHSR_RESIZE": "native"},
+        env = {"native": {"GLYPHSR_GRU": "native", "GLYPHSR_RESIZE": "native", "GLYPHSR_DEFORM": "torchvision"},
+               "deform-torchvision": {"GLYPHSR_DEFORM": "torchvision"},
                "deform-grid": {"GLYPHSR_DEFORM": "grid"}}.get(k, {})
         try:
             with scoped_environ(env):

@@ -111,12 +111,14 @@ def profile(variant: str, batch: int, precision: str, device: str, rows: int = 2
     return ops + "\n" + "\n".join(lines)
 
 
-#: Kernel choices ``--kernels`` measures beside the default (the GRUs by Triton and resizing by matrix products on
-#: CUDA: glyphsr.sr.modeling.gru_triton and .resize), as environment variables.
+#: Kernel choices ``--kernels`` measures beside the default (on CUDA the GRUs by Triton, resizing by matrix products
+#: and the deformable convolutions as one grid_sample: glyphsr.sr.modeling.gru_triton, .resize, .deform), as
+#: environment variables.
 KERNEL_SETS = {
-    "native": {"GLYPHSR_GRU": "native", "GLYPHSR_RESIZE": "native"},
+    "native": {"GLYPHSR_GRU": "native", "GLYPHSR_RESIZE": "native", "GLYPHSR_DEFORM": "torchvision"},
     "gru-native": {"GLYPHSR_GRU": "native"},
     "resize-native": {"GLYPHSR_RESIZE": "native"},
+    "deform-torchvision": {"GLYPHSR_DEFORM": "torchvision"},
     "deform-grid": {"GLYPHSR_DEFORM": "grid"},
 }
 
@@ -141,8 +143,9 @@ KERNEL_SETS = {
                    "operations (GLYPHSR_GRU=scan), and --compile with it.")
 @click.option("--kernels", "kernel_sets", multiple=True, type=click.Choice(sorted(KERNEL_SETS)),
               help="Also measure the first variant and bf16 at each batch with these kernel choices: native (cuDNN's "
-                   "GRUs and F.interpolate, the step before 2026-11-28's kernels), gru-native, resize-native, "
-                   "deform-grid (the deformable convolutions as one grid_sample, GLYPHSR_DEFORM=grid).")
+                   "GRUs, F.interpolate and torchvision's deformable convolution, the step before 2026-11-28's "
+                   "kernels), gru-native, resize-native, deform-torchvision (GLYPHSR_DEFORM=torchvision), "
+                   "deform-grid (GLYPHSR_DEFORM=grid, the default since 2026-11-28's third session).")
 @click.option("--no-record", is_flag=True, help="Print only; do not append to docs/benchmarks.md.")
 def main(device, variants, batches, precisions, steps, warmup, compile_, gru_fp32, gru_scan, compile_only,
          do_profile, profile_only, kernel_sets, no_record) -> None:

@@ -363,6 +363,8 @@ def main(inputs: tuple[str, ...], out: str, checkpoint: str | None, mode: str, s
     console.print(f"{len(plan.files):,} input(s){left_out}; checkpoint {ckpt} (step {meta.get('step', '?')}, "
                   f"{weights} weights) on {dev}, {'bfloat16' if bf16 else 'float32'}, {batch} windows per batch, "
                   f"mode {mode}", soft_wrap=True)
+    if not use_ema and meta.get("read_best") == "ema" and has_ema(ckpt):
+        console.print("[yellow]this checkpoint's EMA weights read best at its validation: add --ema to use them[/]")
     try:
         res = run(plan, sr_function(model, dev), mode=mode, device=dev, batch=batch, autocast=bf16, judge=judge,
                   draw=sheet, threads=min(4, os.cpu_count() or 1))

@@ -162,8 +162,8 @@ def test_cpu_deformable_convolution_equals_torchvision() -> None:
 
 
 def test_glyphsr_deform_selects_the_deformable_convolution(monkeypatch) -> None:
-    """GLYPHSR_DEFORM: auto is the grid_sample form on the CPU and torchvision's kernel elsewhere; torchvision and
-    grid give the block the same output; a bad value names the variable."""
+    """GLYPHSR_DEFORM: auto is the grid_sample form on every device; torchvision and grid give the block the same
+    output; a bad value names the variable."""
     from glyphsr.sr.modeling import deform
 
     calls = []
@@ -179,6 +179,8 @@ def test_glyphsr_deform_selects_the_deformable_convolution(monkeypatch) -> None:
     assert calls == [1, 1]  # auto (empty) and grid on the CPU, not torchvision
     assert deform.deform_impl(torch.device("cuda")) == "grid"
     monkeypatch.setenv("GLYPHSR_DEFORM", "auto")
+    assert deform.deform_impl(torch.device("cuda")) == "grid"
+    monkeypatch.setenv("GLYPHSR_DEFORM", "torchvision")
     assert deform.deform_impl(torch.device("cuda")) == "torchvision"
     torch.testing.assert_close(out["torchvision"], out["grid"], atol=1e-5, rtol=1e-5)
     monkeypatch.setenv("GLYPHSR_DEFORM", "fast")

@@ -123,6 +123,27 @@ def test_divergence_stops_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
     assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
 
 
+def test_best_checkpoint_keeps_whichever_weights_read_better(tmp_path: Path, monkeypatch) -> None:
+    # validations read (raw, EMA): the EMA's 0.5 at the second beats everything; the raw 0.45 at the third does not
+    t = Trainer(tiny_config(steps=3, ema=0.9), tiny_data(), tmp_path)
+    reads = iter([(0.30, 0.20), (0.40, 0.50), (0.45, 0.35)])
+
+    def fake_validate(limit=None):
+        raw, ema = next(reads)
+        return {"average": {"sr": raw}, "ema": {"average": ema}}
+
+    monkeypatch.setattr(t, "validate", fake_validate)
+    for expect in [(0.30, "raw"), (0.50, "ema"), (0.50, "ema")]:
+        t.train_step()
+        t._validate_and_keep_best()
+        assert (t.best, t.best_weights) == expect
+    _, meta = read_weights(tmp_path / "checkpoints" / "best")
+    assert meta["read_best"] == "ema" and meta["best"] == 0.50 and meta["step"] == 2
+    vals = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
+    assert [v["best_weights"] for v in vals] == ["raw", "ema", "ema"]
+    assert [v["ema_accuracy"] for v in vals] == [0.20, 0.50, 0.35]
+
+
 def test_glyph_loss_leaves_out_records_without_glyphs() -> None:
     data = tiny_data()
     b = data.batch(torch.arange(5))

@@ -6,14 +6,15 @@ context branch (max-pool k7 s3, conv, upsampled back), an SE-style channel gate 
 convolution restores C channels; with ``residual`` the input is added back.
 
 The deformable convolution keeps ``torchvision.ops.DeformConv2d``'s parameters (weight (f, 1, 3, 3), bias (f)),
-so state dicts are the same on every device. On CUDA it runs torchvision's kernel; on the CPU it runs
-:func:`deform_conv_depthwise`, the same computation as one ``grid_sample`` over the nine kernel taps, which is
-2.6 times faster there than torchvision's CPU kernel (64 images of 16 x 16 x 64: 56 ms against 146 ms, 2 threads)
-and agrees with it to float32 rounding (tests/sr/test_modeling.py). ``GLYPHSR_DEFORM`` chooses for a process:
-``auto`` (the default, as above), ``grid`` (``deform_conv_depthwise`` everywhere) or ``torchvision``. On CUDA
-torchvision's kernel issues one small product per group and chunk of images (a depthwise convolution: hundreds of
-matrix-vector products a pass) and its backward cost 19 ms of CPU time a call at batch 256 on an H200 (2026-11-28):
-``grid`` is the candidate there, to be measured (``bench_train --kernels deform-grid``).
+so state dicts are the same on every device and with either kernel. It runs :func:`deform_conv_depthwise`, the same
+computation as one ``grid_sample`` over the nine kernel taps, which agrees with torchvision's kernel to float32
+rounding (tests/sr/test_modeling.py; tests/sr/test_gpu.py on CUDA) and is faster on both devices: on the CPU 2.6
+times (64 images of 16 x 16 x 64: 56 ms against 146 ms, 2 threads); on CUDA, where torchvision issues one small
+product per group and chunk of images (a depthwise convolution: hundreds of matrix-vector products a pass; its
+backward cost 19 ms of CPU time a call at batch 256), a training step at batch 512 ran at 2,652 samples/s against
+2,442 and inference at 10,435 images/s against 5,215 (one H200, bf16, 2026-11-28, `bench_train --kernels` and
+`bench_infer --kernels`). ``GLYPHSR_DEFORM`` chooses for a process: ``auto`` (the default) and ``grid`` take
+``deform_conv_depthwise``, ``torchvision`` torchvision's kernel.
 """
 
 from __future__ import annotations
@@ -33,9 +34,7 @@ DEFORM_IMPLS = ("auto", "grid", "torchvision")
 def deform_impl(device: torch.device) -> str:
     """``grid`` or ``torchvision``: what ``GLYPHSR_DEFORM`` (unset or empty: ``auto``) picks on ``device``."""
     impl = env_choice(DEFORM_ENV, DEFORM_IMPLS)
-    if impl == "auto":
-        return "grid" if device.type == "cpu" else "torchvision"
-    return impl
+    return "grid" if impl == "auto" else impl
 
 
 def deform_conv_depthwise(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,

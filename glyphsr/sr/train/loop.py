@@ -15,7 +15,9 @@ prints: events go to ``callback(event: dict)`` (kinds ``start``, ``train``, ``va
   row stop the run with :class:`TrainingDiverged`, leaving the last good checkpoint as it was.
 - EMA (``ema`` decay): an average of the weights kept beside them, checkpointed and validated too.
 - Checkpoints: ``checkpoints/last`` every ``ckpt_every`` steps and at the end; ``checkpoints/best`` after a
-  validation that improves the weighted average accuracy (rank 0 only).
+  validation that improves the weighted average accuracy of the raw weights or of their EMA, whichever reads better
+  (``best_weights`` in its metadata says which; rank 0 only). On an H200 (2026-11-28) the EMA read best a third of
+  the way into a 5-minute run and fell below bicubic by its end, so the run's best is often not its last.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class Trainer:
         self.bad_in_row = 0
         self.skipped = 0
         self.best: float | None = None
+        self.best_weights = "raw"  # which weights read self.best: raw or ema
         self.train_time = 0.0
         self.history: list[dict] = []
         self._saved_buffers: list[torch.Tensor] = []
@@ -141,11 +144,11 @@ class Trainer:
     def _meta(self) -> dict:
         return {"config": self.cfg.to_dict(), "step": self.step, "samples": self.step * self.global_batch,
                 "epoch": self.step / self.steps_per_epoch, "train_time_s": round(self.train_time, 2),
-                "code_version": code_version(), "best": self.best}
+                "code_version": code_version(), "best": self.best, "best_weights": self.best_weights}
 
     def _resume_state(self) -> dict:
         return {"optimizer": self.opt.state_dict(), "step": self.step, "best": self.best,
-                "skipped": self.skipped, "train_time": self.train_time,
+                "best_weights": self.best_weights, "skipped": self.skipped, "train_time": self.train_time,
                 "rng_cpu": torch.get_rng_state(), "config": json.dumps(self.cfg.to_dict()),
                 "code_version": code_version()}
 
@@ -165,6 +168,7 @@ class Trainer:
         r = read_resume(path)
         self.opt.load_state_dict(r["optimizer"])
         self.step, self.best, self.skipped = int(r["step"]), r["best"], int(r["skipped"])
+        self.best_weights = r.get("best_weights", "raw")  # checkpoints before 2026-11-28 kept the raw weights'
         self.train_time = float(r["train_time"])
         torch.set_rng_state(r["rng_cpu"])
 
@@ -172,7 +176,10 @@ class Trainer:
         if self.rank != 0:
             return self.out
         ema = self.ema
-        path = write_checkpoint(self.out / "checkpoints" / name, self.model.state_dict(), self._meta(),
+        meta = self._meta()
+        if name == "best":  # which of this checkpoint's weights read best: sr-infer and sr-export say so
+            meta["read_best"] = self.best_weights
+        path = write_checkpoint(self.out / "checkpoints" / name, self.model.state_dict(), meta,
                                 ema_state=ema, resume=self._resume_state())
         self._event({"kind": "checkpoint", "name": name, "path": str(path)})
         return path
@@ -312,10 +319,13 @@ class Trainer:
         if res is None:
             return
         acc = res["average"].get("sr", float("nan"))
-        improved = self.best is None or acc > self.best
+        ema_acc = (res.get("ema") or {}).get("average")
+        top, which = (ema_acc, "ema") if ema_acc is not None and ema_acc > acc else (acc, "raw")
+        improved = self.best is None or top > self.best
         if improved:
-            self.best = acc
-        self._event({"kind": "val", "final": final, "results": res, "accuracy": acc, "best": self.best})
+            self.best, self.best_weights = top, which
+        self._event({"kind": "val", "final": final, "results": res, "accuracy": acc, "ema_accuracy": ema_acc,
+                     "best": self.best, "best_weights": self.best_weights})
         if improved:
             self.save("best")
 
