@@ -131,7 +131,8 @@ def io_costs(n: int = 100) -> dict:
 @click.option("--profile", "do_profile", is_flag=True,
               help="Only torch.profiler's tables for forward passes of 16x64 windows at the first batch, precision "
                    "and layout (the operators, then the network's parts); no measurements.")
-@click.option("--kernels", "kernel_sets", multiple=True, type=click.Choice(["default", "native", "deform-torchvision", "deform-grid"]),
+@click.option("--kernels", "kernel_sets", multiple=True,
+              type=click.Choice(["default", "native", "deform-torchvision", "deform-grid"]),
               help="default: what the network picks (on CUDA: Triton GRUs, resizing by matrix products, the "
                    "deformable convolutions as one grid_sample); native: cuDNN's GRUs, F.interpolate and "
                    "torchvision's deformable convolution; deform-torchvision: torchvision's deformable convolution "

@@ -65,7 +65,7 @@ def test_tiny_demo_runs_every_stage_and_writes_the_report(tmp_path: Path, shippe
                     f"GlyphSR, shipped {shipped}", "HR"]
     assert "| method | easy (n=8) | medium (n=8) | hard (n=8) | average | PSNR (dB) | SSIM |" in report
     assert "ships no trained weights" not in report and f"ships {shipped}" in report
-    assert "What this run shows, and what it cannot" in report and "2,412 samples/s" in report
+    assert "What this run shows, and what it cannot" in report and "2,652 samples/s" in report
     # the stages' own outputs
     store = MaskStore.open(out / "masks.zarr")
     assert len(store) == 24 and store.meta["complete"]
