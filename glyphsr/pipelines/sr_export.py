@@ -70,6 +70,7 @@ def export(checkpoint: str | Path, out: str | Path, ema: bool = False, dtype: st
     state, meta = read_weights(checkpoint, stem)
     # the loading path sr-infer takes: weights that do not fit their own configuration are refused here, not there
     load_state(build_model(model_config(meta)), state, f"{checkpoint} ({stem} weights)")
+    meta = {k: v for k, v in meta.items() if k != "read_best"}  # about the checkpoint's two sets, not this one
     meta = {**meta, "exported_from": str(checkpoint), "weights": "ema" if ema else "raw", "dtype": dtype}
 
     # written into a temporary folder inside OUT (same file system; OUT keeps its inode, owner and mount), checked,

@@ -132,7 +132,7 @@ def test_torchrun_two_processes_with_gloo(synth_store: Path, tmp_path: Path) -> 
 
 def test_torchrun_with_a_time_budget_stops_every_rank_at_the_same_step(synth_store: Path, tmp_path: Path) -> None:
     # each rank's own clock would end the ranks at different steps (the one left waiting in an all-reduce) and give
-    # them different learning rates; they share the slowest rank's clock, which moves at log points
+    # them different learning rates; they share rank 0's clock, which moves at log points
     out = tmp_path / "ddp-minutes"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",

@@ -142,6 +142,23 @@ def test_best_checkpoint_keeps_whichever_weights_read_better(tmp_path: Path, mon
     vals = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
     assert [v["best_weights"] for v in vals] == ["raw", "ema", "ema"]
     assert [v["ema_accuracy"] for v in vals] == [0.20, 0.50, 0.35]
+    from glyphsr.pipelines.sr_export import export
+
+    # the raw set of a checkpoint whose EMA read best
+    export(tmp_path / "checkpoints" / "best", tmp_path / "raw-export")
+    exported = read_weights(tmp_path / "raw-export")[1]
+    assert exported["weights"] == "raw" and "read_best" not in exported
+
+
+def test_best_checkpoint_treats_a_nan_reading_as_missing(tmp_path: Path, monkeypatch) -> None:
+    t = Trainer(tiny_config(steps=2, ema=0.9), tiny_data(), tmp_path)
+    reads = iter([(float("nan"), float("nan")), (float("nan"), 0.3)])
+    monkeypatch.setattr(t, "validate", lambda limit=None: (lambda r: {"average": {"sr": r[0]},
+                                                                       "ema": {"average": r[1]}})(next(reads)))
+    t._validate_and_keep_best()
+    assert t.best is None and not (tmp_path / "checkpoints" / "best").exists()
+    t._validate_and_keep_best()
+    assert (t.best, t.best_weights) == (0.3, "ema")
 
 
 def test_glyph_loss_leaves_out_records_without_glyphs() -> None:

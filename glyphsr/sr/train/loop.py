@@ -272,10 +272,12 @@ class Trainer:
         return bool(flag.item())
 
     def _synced_clock(self) -> None:
-        """Under DDP, the ranks take the slowest rank's training time (at log points, where they synchronize
-        anyway), so that a time budget's learning rate and last step are the same on every rank."""
+        """Under DDP, every rank takes rank 0's training time (at log points, where they synchronize anyway), so that
+        a time budget's learning rate and last step are the same on every rank. Rank 0's, not the slowest's: the
+        other ranks wait in an all-reduce while rank 0 alone validates and writes checkpoints, and that wait is not
+        training (rank 0 waits for slower ranks in every step's all-reduce, so its clock includes them)."""
         t = torch.tensor([self.train_time], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        dist.broadcast(t, src=0)
         self.train_time = self._clock = float(t.item())
 
     @torch.no_grad()
@@ -320,8 +322,9 @@ class Trainer:
             return
         acc = res["average"].get("sr", float("nan"))
         ema_acc = (res.get("ema") or {}).get("average")
-        top, which = (ema_acc, "ema") if ema_acc is not None and ema_acc > acc else (acc, "raw")
-        improved = self.best is None or top > self.best
+        readings = [(a, w) for a, w in ((acc, "raw"), (ema_acc, "ema")) if a is not None and not math.isnan(a)]
+        top, which = max(readings, key=lambda r: r[0]) if readings else (float("nan"), "raw")
+        improved = not math.isnan(top) and (self.best is None or math.isnan(self.best) or top > self.best)
         if improved:
             self.best, self.best_weights = top, which
         self._event({"kind": "val", "final": final, "results": res, "accuracy": acc, "ema_accuracy": ema_acc,
