@@ -24,7 +24,7 @@
 #          paper     GlyphSR, the paper's recipe (batch 48, lr 1e-3, 5 warm-up epochs, no skip)
 #          lowcls    recipe short with the class cross-entropy at 0.1 (it was 90% of the loss on 2026-11-27)
 #          tflow     tf with the class cross-entropy at 0.1: at the shipped weights its gradient on the SR blocks
-#                    is 11 times the pixel loss's, and it sets the gradient clipping's scale (README)
+#                    is 11 times the pixel loss's, so it steers them (README; a CPU A/B could not tell 0.1 from 1)
 #          noskip, lr2e3: the 2026-11-27 ablations (short without the skip; short at lr 2e-3, 200 warm-up steps)
 #          rough     recipe short with the text focus unsmoothed (loss.tf_smooth=false, the default before
 #                    2026-11-28's second session: it drew stripes on alternate columns; README)
