@@ -45,10 +45,23 @@ def _curve(run: Path) -> list[dict]:
     return [out[k] for k in sorted(out)]
 
 
+def _lineage(parent: dict) -> str:
+    """The clause that says which weights a continued run started from, with every earlier stage."""
+    stages, p = [], parent
+    while p:
+        c = p.get("code_version", "").split("+g")[-1]
+        stages.append(f"{p.get('steps', 0):,} steps, {p.get('samples', 0):,} samples, "
+                      f"{(p.get('train_time_s') or 0) / 60:.1f} minutes on {p.get('device')} (commit {c})")
+        p = p.get("continued_from")
+    return ("; continued from earlier weights (`sr-train --init`), which came from " + "; before that, ".join(stages)
+            + "")
+
+
 def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | None, device: str,
-               row: str = "model", notes: tuple[str, ...] = ()) -> tuple[str, dict]:
+               row: str = "model", notes: tuple[str, ...] = (), parent: dict | None = None) -> tuple[str, dict]:
     """(README text, card facts) for the weights in ``weights``; ValueError when the evaluation is of other weights
-    or lacks the tiers."""
+    or lacks the tiers. ``parent``: the card.json of the weights this run started from (``sr-train --init``), whose
+    training the card counts in."""
     from glyphsr.sr.checkpoint import read_weights
     from glyphsr.sr.evaluation import format_p
 
@@ -80,6 +93,9 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         "average": {k: ev["average"][judge].get(k) for k in ("bicubic", row, "hr")},
         "curve": _curve(run) if run else [],
     }
+    if parent:  # the training that made the starting weights, and its own parents, kept in the card
+        facts["continued_from"] = {k: parent.get(k) for k in ("name", "steps", "samples", "train_time_s", "device",
+                                                             "code_version", "average", "continued_from")}
     m, tr = cfg["model"], cfg["train"]
     if facts["weights"] == "ema" or row == "model_ema":
         shipped = f"the exponential moving average of the weights (decay {tr.get('ema')}), not the last raw weights"
@@ -91,7 +107,8 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         f"# {weights.name}: GlyphSR trained by sr-train on synthetic TextZoom", "",
         f"GlyphSR ({m['variant']}) trained by this project's `sr-train` on `textzoom-synth` data, "
         f"{meta['step']:,} steps, {meta['samples']:,} samples seen ({facts['epoch'] or 0:.1f} epochs), "
-        f"{(facts['train_time_s'] or 0) / 60:.1f} minutes of training on {device}, code at commit {commit}. "
+        f"{(facts['train_time_s'] or 0) / 60:.1f} minutes of training on {device}, code at commit {commit}"
+        + (_lineage(parent) if parent else "") + ". "
         "`sr-infer` and `sr-eval` use these weights when no checkpoint is given.", "",
         "## Data", "",
         f"- `textzoom-synth` seed {synth.get('seed', '?')}: {counts.get('train', 0):,} training pairs; test tiers "
@@ -157,11 +174,15 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
               help="Which row of the evaluation the shipped weights are.")
 @click.option("--note", "notes", multiple=True,
               help="A line for the card's data section (repeatable): where the training data was made, say.")
-def main(weights, eval_json, run, data, device, row, notes) -> None:
+@click.option("--continued-from", "parent_card", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="card.json of the weights the run started from (sr-train --init): their training is counted in.")
+def main(weights, eval_json, run, data, device, row, notes, parent_card) -> None:
     from glyphsr.sr.checkpoint import CheckpointError
 
     try:
-        text, facts = build_card(weights, eval_json, run, data, device, row, notes)
+        parent = json.loads(parent_card.read_text()) if parent_card else None
+        text, facts = build_card(weights, eval_json, run, data, device, row, notes, parent)
     except (ValueError, KeyError, CheckpointError) as exc:  # ValueError covers a JSON file that does not parse
         sys.exit(f"error: {exc}")
     for name, body in (("README.md", text), ("card.json", json.dumps(facts, indent=1))):

@@ -74,6 +74,23 @@ def test_card_from_weights_eval_and_run(synth_dir: Path, tmp_path: Path) -> None
     assert "`textzoom-synth --no-system-fonts`: the same font split and labels on any machine" in card
     assert json.loads((weights / "card.json").read_text())["system_fonts"] is False
 
+    # weights continued from earlier ones (sr-train --init): the card counts every stage in, the oldest last
+    grand = {"name": "glyphsr-synth", "steps": 10, "samples": 2560, "train_time_s": 60.0, "device": "one H100",
+             "code_version": "0.1.0+g0000aaaa1111"}
+    parent = {"name": "glyphsr-synth", "steps": 258, "samples": 66048, "train_time_s": 190.5, "device": "one H200",
+              "code_version": "0.1.0+gf014315", "average": {"model": 0.408}, "continued_from": grand}
+    (tmp_path / "parent.json").write_text(json.dumps(parent))
+    run = CliRunner().invoke(model_card.main, [str(weights), "--eval", str(tmp_path / "eval.json"), "--device",
+                                               "a 2-core CPU", "--continued-from", str(tmp_path / "parent.json")])
+    assert run.exit_code == 0, run.output
+    card = (weights / "README.md").read_text()
+    assert ("1,234 steps, 315,904 samples seen (15.8 epochs), 4.8 minutes of training on a 2-core CPU, code at "
+            "commit abcdef123456; continued from earlier weights (`sr-train --init`), which came from 258 steps, "
+            "66,048 samples, 3.2 minutes on one H200 (commit f014315); before that, 10 steps, 2,560 samples, 1.0 "
+            "minutes on one H100 (commit 0000aaaa1111).") in card
+    lineage = json.loads((weights / "card.json").read_text())["continued_from"]
+    assert lineage["steps"] == 258 and lineage["continued_from"]["device"] == "one H100"
+
     (weights / "README.md").write_text("kept")
     ev["model_step"] = 99  # an evaluation of other weights
     (tmp_path / "other.json").write_text(json.dumps(ev))
