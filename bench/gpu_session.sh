@@ -245,13 +245,13 @@ pack
 $PY - > "$R/export.log" 2>&1 <<EXPORT
 from pathlib import Path
 from glyphsr.pipelines.sr_export import export
-from glyphsr.sr.checkpoint import read_weights
+from glyphsr.sr.checkpoint import read_meta
 best = None  # (accuracy, run, ema?) over the runs main, cont and tf
 for name in ("main", "cont", "tf", "tflow"):
     ckpt = Path("$W/runs") / name / "checkpoints" / "best"
     if not ckpt.exists():
         continue
-    meta = read_weights(ckpt)[1]
+    meta = read_meta(ckpt)
     print(name, "best average accuracy", meta.get("best"), "by the", meta.get("read_best", "raw"), "weights at step",
           meta.get("step"))
     if meta.get("best") is not None and (best is None or meta["best"] > best[0]):
@@ -261,7 +261,7 @@ for p in export(best[1], Path("$OUT") / "glyphsr-synth", ema=best[2], overwrite=
     print(p, p.stat().st_size)
 if Path("$W/runs/baseline1/checkpoints/best").exists():
     b1 = Path("$W/runs/baseline1/checkpoints/best")
-    for p in export(b1, Path("$OUT") / "baseline1-synth", ema=read_weights(b1)[1].get("read_best") == "ema",
+    for p in export(b1, Path("$OUT") / "baseline1-synth", ema=read_meta(b1).get("read_best") == "ema",
                     overwrite=True):
         print(p, p.stat().st_size)
 EXPORT

@@ -5,9 +5,9 @@ training pairs of a mask store, in training mode.
     python -m bench.grad_terms --masks masks.zarr --weights glyphsr-synth --set loss.text_focus=crnn
     python -m bench.grad_terms --masks masks.zarr --weights runs/x/checkpoints/best --ema --n 64
 
-With gradient clipping (the short recipe clips the whole gradient at 1.0), the term with the largest norm sets the
-scale of every step: this shows which term that is and which modules it moves. A diagnostic: it prints a table and
-records nothing.
+Adam moves each parameter in the direction its gradient points, whatever the gradient's overall scale (so the
+short recipe's clipping at 1.0 matters little): the table shows which term's gradient dominates each module, and so
+which term steers it. A diagnostic: it prints a table and records nothing.
 """
 
 from __future__ import annotations
@@ -61,15 +61,19 @@ def main(store, lmdb, weights, ema, recipe, overrides, n, device) -> None:
     import tempfile
     from pathlib import Path
 
+    from glyphsr.data.mask_store import StoreError
     from glyphsr.pipelines.sr_train import _weights_path, load_training_data
-    from glyphsr.sr.checkpoint import read_weights
+    from glyphsr.sr.checkpoint import CheckpointError, read_weights
     from glyphsr.sr.train.config import resolve
     from glyphsr.sr.train.loop import Trainer
 
-    data, _ = load_training_data(store, lmdb, n, None, "ok")
-    cfg = resolve(recipe, None, [f"train.batch={n}", *overrides])
-    for w in weights:
-        state, _ = read_weights(_weights_path(w), "ema" if ema else "model")
+    try:  # every input checked before the data is decoded
+        states = {w: read_weights(_weights_path(w), "ema" if ema else "model")[0] for w in weights}
+        cfg = resolve(recipe, None, [f"train.batch={n}", *overrides])
+        data, _ = load_training_data(store, lmdb, n, None, "ok")
+    except (FileNotFoundError, CheckpointError, StoreError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for w, state in states.items():
         trainer = Trainer(cfg, data, Path(tempfile.mkdtemp(prefix="grad-terms-")), device, init_weights=state)
         values, norms = term_norms(trainer, n)
         modules = sorted({m for per in norms.values() for m in per})

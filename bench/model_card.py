@@ -53,8 +53,7 @@ def _lineage(parent: dict) -> str:
         stages.append(f"{p.get('steps', 0):,} steps, {p.get('samples', 0):,} samples, "
                       f"{(p.get('train_time_s') or 0) / 60:.1f} minutes on {p.get('device')} (commit {c})")
         p = p.get("continued_from")
-    return ("; continued from earlier weights (`sr-train --init`), which came from " + "; before that, ".join(stages)
-            + "")
+    return "; continued from earlier weights (`sr-train --init`), which came from " + "; before that, ".join(stages)
 
 
 def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | None, device: str,

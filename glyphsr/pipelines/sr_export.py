@@ -127,9 +127,9 @@ def main(checkpoint, out, ema, dtype, max_mb, overwrite) -> None:
         fail(f"cannot write the export to {out} ({exc})")
     for p in paths:
         report.print(f"{p} ({p.stat().st_size / 2**20:.1f} MiB)")
-    from glyphsr.sr.checkpoint import read_weights
+    from glyphsr.sr.checkpoint import read_meta
 
-    if not ema and read_weights(checkpoint)[1].get("read_best") == "ema":
+    if not ema and read_meta(checkpoint).get("read_best") == "ema":
         report.print("note: this checkpoint's EMA weights read best at its validation (export them with --ema)")
 
 

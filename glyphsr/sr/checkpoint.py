@@ -152,6 +152,29 @@ def read_weights(path: str | os.PathLike, stem: str = "model") -> tuple[dict[str
     return state, meta
 
 
+def read_meta(path: str | os.PathLike, stem: str = "model") -> dict:
+    """The metadata of a checkpoint folder's ``stem`` files without reading their tensors (the first file's: the
+    parts carry the same, which :func:`read_weights` checks)."""
+    from safetensors import SafetensorError, safe_open
+
+    p = Path(path)
+    files = _weight_files(p, stem) if p.exists() else []
+    if not files:
+        raise CheckpointError(f"checkpoint not found: {p}" if not p.exists() else
+                              f"{p}: no {stem}.safetensors in this folder (is it a glyphsr checkpoint?)")
+    try:
+        with safe_open(str(files[0]), framework="pt") as h:
+            m = (h.metadata() or {}).get(META_KEY)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{files[0]}: not a readable safetensors file ({exc})") from None
+    if m is None:
+        raise CheckpointError(f"{files[0]}: no glyphsr metadata (not written by sr-train)")
+    try:
+        return json.loads(m)
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{files[0]}: corrupt glyphsr metadata") from None
+
+
 def model_config(meta: dict) -> SRConfig:
     """The network's configuration from checkpoint metadata, with the TPG built without pretrained weights (the
     checkpoint holds the fine-tuned ones)."""

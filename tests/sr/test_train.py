@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from glyphsr.sr.checkpoint import CheckpointError, load_model, read_weights, write_checkpoint
+from glyphsr.sr.checkpoint import CheckpointError, load_model, read_meta, read_weights, write_checkpoint
 from glyphsr.sr.evaluation import bicubic_up
 from glyphsr.sr.losses import GlyphSRLoss, LossConfig
 from glyphsr.sr.modeling import SRConfig, build_model
@@ -139,6 +139,11 @@ def test_best_checkpoint_keeps_whichever_weights_read_better(tmp_path: Path, mon
         assert (t.best, t.best_weights) == expect
     _, meta = read_weights(tmp_path / "checkpoints" / "best")
     assert meta["read_best"] == "ema" and meta["best"] == 0.50 and meta["step"] == 2
+    assert read_meta(tmp_path / "checkpoints" / "best") == meta  # the metadata alone, without the tensors
+    with pytest.raises(CheckpointError, match="not found"):
+        read_meta(tmp_path / "nowhere")
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        read_meta(tmp_path / "checkpoints")
     vals = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
     assert [v["best_weights"] for v in vals] == ["raw", "ema", "ema"]
     assert [v["ema_accuracy"] for v in vals] == [0.20, 0.50, 0.35]

@@ -8,7 +8,8 @@ convolution restores C channels; with ``residual`` the input is added back.
 The deformable convolution keeps ``torchvision.ops.DeformConv2d``'s parameters (weight (f, 1, 3, 3), bias (f)),
 so state dicts are the same on every device and with either kernel. It runs :func:`deform_conv_depthwise`, the same
 computation as one ``grid_sample`` over the nine kernel taps, which agrees with torchvision's kernel to float32
-rounding (tests/sr/test_modeling.py; tests/sr/test_gpu.py on CUDA) and is faster on both devices: on the CPU 2.6
+rounding on the CPU (tests/sr/test_modeling.py; tests/sr/test_gpu.py compares the two on CUDA, a test that has
+not run on a GPU yet) and is faster on both devices: on the CPU 2.6
 times (64 images of 16 x 16 x 64: 56 ms against 146 ms, 2 threads); on CUDA, where torchvision issues one small
 product per group and chunk of images (a depthwise convolution: hundreds of matrix-vector products a pass; its
 backward cost 19 ms of CPU time a call at batch 256), a training step at batch 512 ran at 2,652 samples/s against

@@ -16,7 +16,7 @@ prints: events go to ``callback(event: dict)`` (kinds ``start``, ``train``, ``va
 - EMA (``ema`` decay): an average of the weights kept beside them, checkpointed and validated too.
 - Checkpoints: ``checkpoints/last`` every ``ckpt_every`` steps and at the end; ``checkpoints/best`` after a
   validation that improves the weighted average accuracy of the raw weights or of their EMA, whichever reads better
-  (``best_weights`` in its metadata says which; rank 0 only). On an H200 (2026-11-28) the EMA read best a third of
+  (``read_best`` in its metadata says which; rank 0 only). On an H200 (2026-11-28) the EMA read best a third of
   the way into a 5-minute run and fell below bicubic by its end, so the run's best is often not its last.
 """
 
