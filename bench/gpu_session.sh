@@ -25,13 +25,16 @@
 #          lowcls    recipe short with the class cross-entropy at 0.1 (it was 90% of the loss on 2026-11-27)
 #          tflow     tf with the class cross-entropy at 0.1: at the shipped weights its gradient on the SR blocks
 #                    is 11 times the pixel loss's, so it steers them (README; a CPU A/B could not tell 0.1 from 1)
+#          tfhalf    tf with the text focus at 0.5: its attention term pulled the learned difference to about twice
+#                    the size RapidOCR and the RGB pixel loss prefer (README, "The residual gain")
 #          noskip, lr2e3: the 2026-11-27 ablations (short without the skip; short at lr 2e-3, 200 warm-up steps)
 #          rough     recipe short with the text focus unsmoothed (loss.tf_smooth=false, the default before
 #                    2026-11-28's second session: it drew stripes on alternate columns; README)
-#        default: main tf tflow, or cont tf tflow when weights are shipped (each run shares the GPU: fewer runs,
+#        default: main tf tfhalf, or cont tf tfhalf when weights are shipped (each run shares the GPU: fewer runs,
 #        more samples each);
-#     4. the weights of main, cont, tf or tflow (raw or EMA), whichever read best at a validation
-#        (checkpoints/best), exported as fp16 safetensors (files under 16 MiB), and Baseline1's when it ran:
+#     4. the weights of the GlyphSR runs (all but baseline1; raw or EMA), whichever read best at a validation
+#        (checkpoints/best) or with the residual gain folded in (checkpoints/calibrated, validated on VAL_N per
+#        tier after the gain was chosen on CAL_N training pairs), exported as fp16 safetensors (files under 16 MiB), and Baseline1's when it ran:
 #        candidates, which replace the shipped weights only after sr-eval on 1,000 images per tier (on the CPU,
 #        after the session) reads them better than the shipped card's figures.
 #   PHASE=bench (DEADLINE_S: what its call may take), most wanted first, each stage cut to what the deadline
@@ -61,7 +64,8 @@
 # MINUTES (training time per run, default: what the DEADLINE leaves), DEADLINE_S (520: the script budgets its
 # stages to end by then), VAL_N (500 per tier at the end, 200 during training), RUNS, MAIN_ARGS (the main run's
 # options), SKIP_DDP=1, JUDGE_THREADS, VAL_EVERY_S (60), PREC (bf16), KERNEL_AB (1), GLYPHSR_FP32_GRU,
-# GLYPHSR_GRU or GLYPHSR_RESIZE (the runs' kernels).
+# GLYPHSR_GRU or GLYPHSR_RESIZE (the runs' kernels), CAL_N (300: training pairs the residual gain is judged on at the
+# end of each run; 0 turns it off).
 set -u
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1  # a stage cut by its timeout still leaves what it printed
@@ -189,7 +193,7 @@ pack
 declare -A ARGS=(
   [main]="${MAIN_ARGS:---recipe short}"
   [paper]="--recipe paper"
-  [noskip]="--recipe short --set model.residual=false"
+  [noskip]="--recipe short --set model.residual=false --set train.calibrate_n=0"
   [lowcls]="--recipe short --set loss.w_cls=0.1"
   [lr2e3]="--recipe short --set train.lr=2e-3 --set train.warmup_steps=200"
   [baseline1]="--recipe short --variant baseline1"
@@ -197,14 +201,15 @@ declare -A ARGS=(
   [cont]="--recipe short --set loss.text_focus=crnn --init glyphsr-synth"
   [tf]="--recipe short --set loss.text_focus=crnn"
   [tflow]="--recipe short --set loss.text_focus=crnn --set loss.w_cls=0.1"
+  [tfhalf]="--recipe short --set loss.text_focus=crnn --set loss.w_tf=0.5"
 )
 PIDS=()
 if $PY -c "import sys, glyphsr.weights as w; sys.exit('glyphsr-synth' not in w.available())" 2>/dev/null; then
-  RUNS=${RUNS:-cont tf tflow}  # weights are shipped: continue from them (their recipe) beside fresh runs of it
+  RUNS=${RUNS:-cont tf tfhalf}  # weights are shipped: continue from them (their recipe) beside fresh runs of it
 else
-  RUNS=${RUNS:-main tf tflow}
+  RUNS=${RUNS:-main tf tfhalf}
 fi
-LEFT=$(( DEADLINE_S - $(el) - 120 ))  # data loading and targets, the final validations, the export
+LEFT=$(( DEADLINE_S - $(el) - 180 ))  # data loading and targets, the final validations, the residual gain, the export
 MIN_DEFAULT=$(python3 -c "print(round(max(0.5, $LEFT / 60 * (0.6 if '$PHASE' != 'train' else
                                                            0.8 if len('$RUNS'.split()) <= 2 else 0.7)), 2))")
 MINUTES=${MINUTES:-$MIN_DEFAULT}  # validations during training do not count as training time: 0.8 leaves them room
@@ -212,7 +217,8 @@ MINUTES=${MINUTES:-$MIN_DEFAULT}  # validations during training do not count as 
 log "training: $RUNS, $MINUTES minutes per run, precision $PREC"
 common=(--masks "$W/masks.zarr" --minutes "$MINUTES" --val-limit "$VAL_N" --judge-threads "${JUDGE_THREADS:-3}"
         --set "train.val_limit=$VAL_DURING" --set "train.val_every=0" --set "train.val_every_s=${VAL_EVERY_S:-60}"
-        --set "train.precision=$PREC" --set "train.workers=4" --set "train.log_every=25" --device "$DEVICE")
+        --set "train.precision=$PREC" --set "train.workers=4" --set "train.log_every=25" --device "$DEVICE"
+        --set "train.calibrate_n=${CAL_N:-300}")
 for name in $RUNS; do
   if [ -z "${ARGS[$name]:-}" ]; then log "unknown run $name (known: ${!ARGS[*]})"; continue; fi
   # shellcheck disable=SC2086
@@ -240,22 +246,29 @@ done
 nvidia-smi --query-gpu=memory.used,memory.total --format=csv >> "$R/session.log" 2>&1
 pack
 
-# -- 3. export the weights of main, cont and tf that read best at a validation (checkpoints/best: raw or EMA, as its
-# metadata says; on 2026-11-28 the EMA read best a third of the way into the runs and fell below bicubic by the end)
+# -- 3. export the GlyphSR weights of the runs (every run but baseline1) that read best at a validation
+# (checkpoints/best: raw or EMA, as its metadata says; on 2026-11-28 the EMA read best a third of the way into the
+# runs and fell below bicubic by the end)
 $PY - > "$R/export.log" 2>&1 <<EXPORT
 from pathlib import Path
 from glyphsr.pipelines.sr_export import export
 from glyphsr.sr.checkpoint import read_meta
-best = None  # (accuracy, run, ema?) over the runs main, cont and tf
-for name in ("main", "cont", "tf", "tflow"):
+best = None  # (accuracy, run, ema?) over the GlyphSR runs
+for name in [r for r in "$RUNS".split() if r != "baseline1"]:
     ckpt = Path("$W/runs") / name / "checkpoints" / "best"
-    if not ckpt.exists():
-        continue
-    meta = read_meta(ckpt)
-    print(name, "best average accuracy", meta.get("best"), "by the", meta.get("read_best", "raw"), "weights at step",
-          meta.get("step"))
-    if meta.get("best") is not None and (best is None or meta["best"] > best[0]):
-        best = (meta["best"], ckpt, meta.get("read_best") == "ema")
+    if ckpt.exists():
+        meta = read_meta(ckpt)
+        print(name, "best average accuracy", meta.get("best"), "by the", meta.get("read_best", "raw"),
+              "weights at step", meta.get("step"))
+        if meta.get("best") is not None and (best is None or meta["best"] > best[0]):
+            best = (meta["best"], ckpt, meta.get("read_best") == "ema")
+    cal = Path("$W/runs") / name / "checkpoints" / "calibrated"  # the residual gain folded in (train.calibrate_n)
+    if cal.exists():
+        meta = read_meta(cal)
+        print(name, "calibrated: gain", meta.get("residual_gain"), "on the", meta.get("calibrated_from"),
+              "validation", meta.get("validation"), "calibration", meta.get("calibration", {}).get("table"))
+        if meta.get("validation") is not None and (best is None or meta["validation"] > best[0]):
+            best = (meta["validation"], cal, False)
 print("-> exporting", best[1], "ema" if best[2] else "raw", best[0])
 for p in export(best[1], Path("$OUT") / "glyphsr-synth", ema=best[2], overwrite=True):
     print(p, p.stat().st_size)

@@ -100,6 +100,12 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         shipped = f"the exponential moving average of the weights (decay {tr.get('ema')}), not the last raw weights"
     else:
         shipped = "the raw weights of the last step"
+    if meta.get("residual_gain") is not None:  # sr-train's checkpoints/calibrated (glyphsr.sr.calibrate)
+        src, cal = meta.get("calibrated_from") or {}, meta.get("calibration") or {}
+        facts["residual_gain"] = {"gain": meta["residual_gain"], "from": src, "calibration": cal}
+        shipped = (f"the {src.get('weights', 'raw')} weights of the run's {src.get('checkpoint', '?')} checkpoint "
+                   f"(step {src.get('step', '?')}) with their learned difference scaled by {meta['residual_gain']:g}, "
+                   f"the gain that read best on {cal.get('n', '?')} training pairs (sr-train's residual gain)")
     counts = synth.get("counts") or {}
     judge_name = JUDGE_NAMES.get(judge, judge)
     lines = [

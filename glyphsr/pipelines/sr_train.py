@@ -215,6 +215,21 @@ class Display:
                 self.tb.add_scalar("val/average_accuracy", e["accuracy"], e["samples"])
         elif kind == "skip":
             console.print(f"[yellow]step {e['step']}: non-finite loss, step skipped ({e['skipped']} so far)[/]")
+        elif kind == "calibrating":
+            console.print(f"residual gain: judging the gains {', '.join(f'{g:g}' for g in e['gains'])} on "
+                          f"{e['n']:,} training pairs ...")
+        elif kind == "calibrate":
+            cal = e["calibration"]
+            rows = "; ".join(f"{name} ({cal['from'][name]['weights']} weights, step {cal['from'][name]['step']}): "
+                             + ", ".join(f"{g} {a * 100:.1f}%" for g, a in row.items())
+                             for name, row in cal["table"].items())
+            val = e.get("validation")
+            chose = f"chose {e['residual_gain']:g} on the {e['calibrated_from']['checkpoint']} weights"
+            console.print(f"[cyan]residual gain[/] on {cal['n']:,} training pairs (bicubic "
+                          f"{cal['bicubic'] * 100:.1f}%): {rows}; {chose} -> checkpoints/calibrated"
+                          + (f", validation {val * 100:.2f}%" if val is not None else ""), soft_wrap=True)
+            if self.tb is not None and val is not None:
+                self.tb.add_scalar("val/calibrated_average_accuracy", val, e["samples"])
 
 
 def plot_curves(history: list[dict], path: Path) -> Path | None:
@@ -417,10 +432,18 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
         val_sets = load_val_sets(val_paths, val_limit, cfg.train.workers) if judge != "none" and rank == 0 else []
     except (FileNotFoundError, TextZoomError) as exc:
         fail(f"--val: {exc}")
+    cal_sets = []
+    if cfg.train.calibrate_n and val_sets:  # the residual gain is judged on training pairs, never on the tiers
+        try:
+            cal_sets = load_val_sets([info["lmdb"]], cfg.train.calibrate_n, cfg.train.workers)
+        except (FileNotFoundError, TextZoomError) as exc:
+            fail(f"train.calibrate_n: the training LMDB {info['lmdb']}: {exc}")
     _log(f"data ({info['mode']}): {info['used']:,} of {info['records']:,} records used "
          f"({info['left_out_bad']} bad or failed left out; the glyph loss sees {info['glyph_loss_records']:,}, "
          f"{info['no_glyph']} without usable glyphs), "
-         f"validation on {', '.join(f'{s.name} ({len(s)})' for s in val_sets) or 'nothing'}; "
+         f"validation on {', '.join(f'{s.name} ({len(s)})' for s in val_sets) or 'nothing'}"
+         + (f", the residual gain on the first {sum(len(s) for s in cal_sets):,} training pairs" if cal_sets else "")
+         + "; "
          f"ready in {time.perf_counter() - t0:.1f} s", rank)
     judge_obj = None
     if val_sets:
@@ -441,7 +464,8 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
         code = 0
         with Display(out_dir) if rank == 0 else _Null() as display:
             try:  # the display first: the trainer reports its preparation (the text-focus targets) to it
-                trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, resume=resume,
+                trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, cal_sets=cal_sets,
+                                  resume=resume,
                                   init_weights=init_state, callback=display if rank == 0 else None)
             except (ValueError, OSError, CheckpointError) as exc:
                 fail(str(exc))
@@ -622,7 +646,8 @@ def _finish(trainer, out_dir: Path, result: dict, info: dict) -> None:
             t.add_row(name, *(f"{rows[r]['accuracy'] * 100:.1f}%" for r in ("bicubic", "sr", "hr")),
                       f"{rows['sr']['psnr']:.2f}", f"{rows['sr']['ssim']:.4f}")
         report.print(t)
-    made = [f for f in ("checkpoints/last", "checkpoints/best", "metrics.jsonl", "tb/") if (out_dir / f).exists()]
+    made = [f for f in ("checkpoints/last", "checkpoints/best", "checkpoints/calibrated", "metrics.jsonl", "tb/")
+            if (out_dir / f).exists()]
     report.print(f"run folder: {out_dir} ({', '.join(made + (['curves.png'] if curves else []))})")
 
 

@@ -64,6 +64,24 @@ def test_run_folder_validation_and_checkpoints(synth_store: Path, tmp_path: Path
     assert "text-focus targets: 40 images" in res.output  # computed once before the first step, with progress
 
 
+def test_short_recipe_judges_the_residual_gain_on_training_pairs(synth_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    res = run("--masks", str(synth_store), "--out", str(out), "--recipe", "short", "--steps", "2", "--val-limit", "4",
+              "--set", "train.val_every=0", "--set", "train.calibrate_n=6", "--set", "train.calibrate_gains=[0.5, 1]",
+              "--judge-threads", "1", *TINY)
+    assert res.exit_code == 0, res.output
+    assert "the residual gain on the first 6 training pairs" in res.output
+    assert "residual gain: judging the gains 0.5, 1 on 6 training pairs" in res.output
+    cal = json.loads((out / "summary.json").read_text())["result"]["calibrated"]
+    assert cal["residual_gain"] in (0.5, 1.0) and cal["calibration"]["n"] == 6 and cal["calibration"]["on"] == ["train"]
+    assert set(cal["calibration"]["table"]) == {"best", "last"}  # the best checkpoint's weights and the last EMA
+    assert f"chose {cal['residual_gain']:g} on the {cal['calibrated_from']['checkpoint']} weights" in res.output
+    model, meta = load_model(out / "checkpoints" / "calibrated")  # what sr-eval, sr-infer and sr-export read
+    assert meta["residual_gain"] == cal["residual_gain"] and model.residual
+    assert 0 <= meta["validation"] <= 1  # judged on the validation images like the other checkpoints
+    assert "checkpoints/calibrated" in res.output
+
+
 def test_stop_and_resume_from_the_command_line(synth_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     res = run("--masks", str(synth_store), "--out", str(out), "--steps", "4", "--stop-after", "2", "--judge", "none",

@@ -18,6 +18,15 @@ from glyphsr.sr.modeling import SRConfig, build_model
 from glyphsr.sr.train.config import RunConfig
 
 
+def _judge(weights: Path, synth_dir: Path, tmp_path: Path, limit: int) -> dict:
+    """sr-eval of ``weights`` on the first ``limit`` images per tier into tmp_path/eval.json; its contents."""
+    res = CliRunner().invoke(sr_eval.main, ["--checkpoint", str(weights), "--lmdb", str(synth_dir), "--limit",
+                                            str(limit), "--json", str(tmp_path / "eval.json")],
+                             env={"GLYPHSR_CACHE": str(tmp_path / "cache")}, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return json.loads((tmp_path / "eval.json").read_text())
+
+
 def test_card_from_weights_eval_and_run(synth_dir: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     cfg = RunConfig(model=SRConfig(c_sr=8, c_tp=8, n_blocks=2, n_gly=1, tpg_pretrained=False, residual=True))
@@ -32,11 +41,7 @@ def test_card_from_weights_eval_and_run(synth_dir: Path, tmp_path: Path) -> None
     (tmp_path / "run" / "summary.json").write_text(json.dumps({"samples_per_s": 1087.4}))
     weights = tmp_path / "glyphsr-synth"
     export(ckpt, weights)
-    res = CliRunner().invoke(sr_eval.main, ["--checkpoint", str(weights), "--lmdb", str(synth_dir), "--limit", "6",
-                                            "--json", str(tmp_path / "eval.json")],
-                             env={"GLYPHSR_CACHE": str(tmp_path / "cache")}, catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    ev = json.loads((tmp_path / "eval.json").read_text())
+    ev = _judge(weights, synth_dir, tmp_path, 6)
 
     run = CliRunner().invoke(model_card.main, [str(weights), "--eval", str(tmp_path / "eval.json"), "--run",
                                                str(tmp_path / "run"), "--data", str(synth_dir), "--device", "one GPU",
@@ -98,3 +103,22 @@ def test_card_from_weights_eval_and_run(synth_dir: Path, tmp_path: Path) -> None
                                                "--device", "one GPU"])
     assert run.exit_code != 0 and "judged weights of step 99" in run.output + str(run.exception)
     assert (weights / "README.md").read_text() == "kept"
+
+
+def test_card_of_calibrated_weights_says_the_residual_gain(synth_dir: Path, tmp_path: Path) -> None:
+    cfg = RunConfig(model=SRConfig(c_sr=8, c_tp=8, n_blocks=2, n_gly=1, tpg_pretrained=False, residual=True))
+    meta = {"config": cfg.to_dict(), "step": 900, "samples": 230400, "epoch": 11.5, "train_time_s": 300.0,
+            "code_version": "0.1.0+gabcdef123456", "residual_gain": 0.5,
+            "calibrated_from": {"checkpoint": "last", "weights": "ema", "step": 900},
+            "calibration": {"n": 300, "bicubic": 0.4, "accuracy": 0.44, "table": {"last": {"0.5": 0.44, "1": 0.35}}}}
+    ckpt = write_checkpoint(tmp_path / "calibrated", build_model(cfg.model).state_dict(), meta)
+    weights = tmp_path / "glyphsr-synth"
+    export(ckpt, weights)
+    _judge(weights, synth_dir, tmp_path, 2)
+    run = CliRunner().invoke(model_card.main, [str(weights), "--eval", str(tmp_path / "eval.json"), "--device", "x"])
+    assert run.exit_code == 0, run.output
+    card = (weights / "README.md").read_text()
+    assert ("the ema weights of the run's last checkpoint (step 900) with their learned difference scaled by 0.5, "
+            "the gain that read best on 300 training pairs") in card
+    facts = json.loads((weights / "card.json").read_text())
+    assert facts["residual_gain"]["gain"] == 0.5 and facts["residual_gain"]["calibration"]["n"] == 300

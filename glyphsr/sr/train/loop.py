@@ -75,7 +75,7 @@ def lr_factor(cfg, step: int, total: int, steps_per_epoch: int, time_frac: float
 class Trainer:
     def __init__(self, config: RunConfig, data: TrainTensors, out_dir: str | os.PathLike,
                  device: torch.device | str = "cpu", *, val_sets: Sequence[EvalSet] = (), judge=None,
-                 callback: Callable[[dict], None] | None = None, resume: bool = False,
+                 cal_sets: Sequence[EvalSet] = (), callback: Callable[[dict], None] | None = None, resume: bool = False,
                  init_weights: str | os.PathLike | dict | None = None, criterion: GlyphSRLoss | None = None):
         self.cfg = config
         self.tc = config.train
@@ -85,6 +85,7 @@ class Trainer:
         self.rank, self.world, _ = dist_info()
         self.callback = callback or (lambda event: None)
         self.val_sets = list(val_sets)
+        self.cal_sets = list(cal_sets)  # training pairs the residual gain is judged on (train.calibrate_n)
         self._subsets: dict[int | None, list[EvalSet]] = {}
         self.judge = judge
         torch.manual_seed(self.tc.seed)
@@ -190,7 +191,7 @@ class Trainer:
             return
         event = {"step": self.step, "samples": self.step * self.global_batch, "time": round(self.train_time, 3),
                  **event}
-        if event["kind"] in ("train", "val", "skip", "end"):
+        if event["kind"] in ("train", "val", "skip", "calibrate", "end"):
             self.history.append(event)
             self.out.mkdir(parents=True, exist_ok=True)
             with (self.out / "metrics.jsonl").open("a") as f:
@@ -332,6 +333,61 @@ class Trainer:
         if improved:
             self.save("best")
 
+    # -- the residual gain ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def calibrate(self) -> dict | None:
+        """At the end of a run (``train.calibrate_n`` > 0, rank 0, a judge and training pairs to judge on): the
+        weights of ``checkpoints/best`` (those that read best there, raw or EMA) and the last weights (their EMA when
+        kept) at each gain of ``train.calibrate_gains`` on those training pairs (:mod:`glyphsr.sr.calibrate`); the
+        pair that reads best is written, the gain applied, as ``checkpoints/calibrated`` and validated on the
+        validation sets. Returns what is recorded (the ``calibrate`` event), or None when nothing was calibrated."""
+        from glyphsr.sr.calibrate import calibrate, with_gain
+
+        tc = self.tc
+        if self.rank != 0 or not tc.calibrate_n or not self.cal_sets or self.judge is None:
+            return None
+        self._event({"kind": "calibrating", "n": sum(len(s) for s in self.cal_sets), "gains": list(tc.calibrate_gains)})
+        candidates: dict[str, dict[str, torch.Tensor]] = {}
+        origin: dict[str, dict] = {}
+        best = self.out / "checkpoints" / "best"
+        if best.exists():
+            which = "ema" if self.best_weights == "ema" else "model"
+            state, meta = read_weights(best, which)
+            candidates["best"] = state
+            origin["best"] = {"checkpoint": "best", "weights": "ema" if which == "ema" else "raw",
+                              "step": meta.get("step")}
+        candidates["last"] = {k: v.detach().clone() for k, v in (self.ema or self.model.state_dict()).items()}
+        origin["last"] = {"checkpoint": "last", "weights": "ema" if self.ema is not None else "raw", "step": self.step}
+        cal = calibrate(self.model, candidates, self.cal_sets, self.judge, self.device, tc.calibrate_gains,
+                        autocast=self.autocast)
+        state = with_gain(candidates[cal["choice"]], cal["gain"])
+        record = {"residual_gain": cal["gain"], "calibrated_from": origin[cal["choice"]],
+                  "calibration": {"n": cal["n"], "on": [s.name for s in self.cal_sets], "bicubic": cal["bicubic"],
+                                  "accuracy": cal["accuracy"],
+                                  "table": {name: {f"{g:g}": a for g, a in row.items()}
+                                            for name, row in cal["table"].items()},
+                                  "from": origin}}
+        res = self._judge_state(state) if self.val_sets else None
+        if res is not None:
+            record["validation"] = res["average"].get("sr")
+        write_checkpoint(self.out / "checkpoints" / "calibrated", state, {**self._meta(), **record})
+        event = {"kind": "calibrate", **record, "results": res}
+        self._event(event)
+        return record
+
+    def _judge_state(self, state: dict[str, torch.Tensor]) -> dict:
+        """``state``'s weights judged on every validation image (the final validation's sets)."""
+        own = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(state)
+        self.model.eval()
+        try:
+            res = summary(evaluate(lambda x: self.model(x).sr, self._subsets.get(None) or self.val_sets,
+                                   self.judge, self.device, autocast=self.autocast))
+        finally:
+            self.model.load_state_dict(own)
+            self.model.train()
+        return res
+
     # -- the run ----------------------------------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> dict:
         """Train to the configured end (or ``stop_after`` more steps, checkpointed: ``resume`` continues)."""
@@ -405,7 +461,10 @@ class Trainer:
         if finished and self.val_sets:
             self._validate_and_keep_best(final=True)
         self.save("last")
+        calibrated = self.calibrate() if finished else None
         result = {"kind": "end", "finished": finished, "skipped": self.skipped, "best": self.best,
                   "train_time_s": round(self.train_time, 2)}
+        if calibrated is not None:
+            result["calibrated"] = calibrated
         self._event(result)
         return result
