@@ -182,3 +182,54 @@ def test_export_into_the_current_folder_keeps_it(checkpoint: Path, tmp_path: Pat
     assert sorted(p.name for p in out.iterdir()) == ["model-tpg.safetensors", "model.safetensors", "notes.txt"]
     assert cli(checkpoint, ".", "--overwrite").exit_code == 0 and out.stat().st_ino == inode
     assert leftovers(out) == []
+
+
+@pytest.fixture(scope="module")
+def residual_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny network with the global skip whose last convolution is not zero (a difference to scale)."""
+    torch.manual_seed(1)
+    cfg = SRConfig(**TINY, residual=True, stn=False)
+    model = build_model(cfg)
+    with torch.no_grad():
+        model.out.weight.normal_(0, 0.05)
+        model.out.bias.normal_(0, 0.05)
+    meta = {"config": RunConfig(model=cfg).to_dict(), "step": 5}
+    return write_checkpoint(tmp_path_factory.mktemp("res") / "last", model.state_dict(), meta)
+
+
+def test_residual_gain_scales_the_difference_and_is_recorded(residual_checkpoint: Path, tmp_path: Path,
+                                                             checkpoint: Path) -> None:
+    res = cli(residual_checkpoint, tmp_path / "half", "--residual-gain", "0.5", "--dtype", "fp32", "--max-mb", "64")
+    assert res.exit_code == 0, res.output
+    src, _ = read_weights(residual_checkpoint)
+    got, meta = read_weights(tmp_path / "half")
+    torch.testing.assert_close(got["out.weight"][:3], src["out.weight"][:3] * 0.5)
+    torch.testing.assert_close(got["out.bias"][3:], src["out.bias"][3:])  # the mask channel as it was
+    assert torch.equal(got["tail.0.weight"], src["tail.0.weight"])
+    assert meta["residual_gain"] == 0.5 and meta["residual_gain_by"]["program"] == "sr-export"
+    res = cli(tmp_path / "half", tmp_path / "quarter", "--residual-gain", "0.5", "--dtype", "fp32", "--max-mb", "64")
+    assert res.exit_code == 0, res.output
+    assert read_weights(tmp_path / "quarter")[1]["residual_gain"] == 0.25  # an export of an export: the product
+    for bad, say in (("-1", "number >= 0"), ("nan", "number >= 0"), ("lots", "give a number")):
+        res = cli(residual_checkpoint, tmp_path / f"bad{bad}", "--residual-gain", bad)
+        assert res.exit_code != 0 and say in res.output and not (tmp_path / f"bad{bad}").exists(), res.output
+    res = cli(checkpoint, tmp_path / "noskip", "--residual-gain", "0.5")
+    assert res.exit_code != 0 and "without the global skip" in res.output and not (tmp_path / "noskip").exists()
+    res = cli(residual_checkpoint, tmp_path / "auto", "--residual-gain", "auto")
+    assert res.exit_code != 0 and "needs --calibrate-lmdb" in res.output
+    res = cli(residual_checkpoint, tmp_path / "x", "--calibrate-lmdb", tmp_path)
+    assert res.exit_code != 0 and "for --residual-gain auto" in res.output
+
+
+def test_residual_gain_auto_is_judged_on_training_pairs(residual_checkpoint: Path, synth_dir: Path,
+                                                        tmp_path: Path) -> None:
+    res = cli(residual_checkpoint, tmp_path / "auto", "--residual-gain", "auto", "--calibrate-lmdb",
+              synth_dir / "train", "--calibrate-n", "4", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    meta = read_weights(tmp_path / "auto")[1]
+    cal = meta["residual_gain_by"]["calibration"]
+    assert meta["residual_gain"] == cal["gain"] and cal["gain"] in (0.25, 0.5, 0.75, 1.0) and cal["n"] == 4
+    assert set(cal["table"]) == {"0.25", "0.5", "0.75", "1"} and cal["on"] == str(synth_dir / "train")
+    assert "residual gain: 0.25 " in res.output
+    res = cli(residual_checkpoint, tmp_path / "nolmdb", "--residual-gain", "auto", "--calibrate-lmdb", tmp_path)
+    assert res.exit_code != 0 and "--calibrate-lmdb" in res.output and not (tmp_path / "nolmdb").exists()
