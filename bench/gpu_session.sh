@@ -33,8 +33,8 @@
 #        default: main tf tfhalf, or cont tf tfhalf when weights are shipped (each run shares the GPU: fewer runs,
 #        more samples each);
 #     4. the weights of the GlyphSR runs (all but baseline1; raw or EMA), whichever read best at a validation
-#        (checkpoints/best) or with the residual gain folded in (checkpoints/calibrated, validated on VAL_N per
-#        tier after the gain was chosen on CAL_N training pairs), exported as fp16 safetensors (files under 16 MiB), and Baseline1's when it ran:
+#        (checkpoints/best), or, from the runs that have one, whose checkpoints/calibrated (the residual gain folded
+#        in, chosen on CAL_N training pairs) read best on all VAL_N images per tier, exported as fp16 safetensors (files under 16 MiB), and Baseline1's when it ran:
 #        candidates, which replace the shipped weights only after sr-eval on 1,000 images per tier (on the CPU,
 #        after the session) reads them better than the shipped card's figures.
 #   PHASE=bench (DEADLINE_S: what its call may take), most wanted first, each stage cut to what the deadline
@@ -217,12 +217,13 @@ MINUTES=${MINUTES:-$MIN_DEFAULT}  # validations during training do not count as 
 log "training: $RUNS, $MINUTES minutes per run, precision $PREC"
 common=(--masks "$W/masks.zarr" --minutes "$MINUTES" --val-limit "$VAL_N" --judge-threads "${JUDGE_THREADS:-3}"
         --set "train.val_limit=$VAL_DURING" --set "train.val_every=0" --set "train.val_every_s=${VAL_EVERY_S:-60}"
-        --set "train.precision=$PREC" --set "train.workers=4" --set "train.log_every=25" --device "$DEVICE"
-        --set "train.calibrate_n=${CAL_N:-300}")
+        --set "train.precision=$PREC" --set "train.workers=4" --set "train.log_every=25" --device "$DEVICE")
 for name in $RUNS; do
   if [ -z "${ARGS[$name]:-}" ]; then log "unknown run $name (known: ${!ARGS[*]})"; continue; fi
+  cal=()  # the residual gain on CAL_N training pairs: short-recipe runs with the skip (the others have none)
+  case "${ARGS[$name]}" in *residual=false*) ;; *"--recipe short"*) cal=(--set "train.calibrate_n=${CAL_N:-300}") ;; esac
   # shellcheck disable=SC2086
-  $PY -m glyphsr.pipelines.sr_train --out "$W/runs/$name" --overwrite ${ARGS[$name]} "${common[@]}" \
+  $PY -m glyphsr.pipelines.sr_train --out "$W/runs/$name" --overwrite ${ARGS[$name]} "${common[@]}" "${cal[@]}" \
     "${EXTRA[@]}" > "$R/train_$name.log" 2>&1 &
   PIDS+=($!)
 done
@@ -253,22 +254,28 @@ $PY - > "$R/export.log" 2>&1 <<EXPORT
 from pathlib import Path
 from glyphsr.pipelines.sr_export import export
 from glyphsr.sr.checkpoint import read_meta
-best = None  # (accuracy, run, ema?) over the GlyphSR runs
+# A run's checkpoints/calibrated, when it has one, is its candidate: chosen on training pairs among the best
+# checkpoint's weights and the last ones at four gains (1 among them), and validated once on all VAL_N images per
+# tier, so the runs' figures compare alike; otherwise its checkpoints/best (the highest of its validations).
+best = None  # (accuracy, checkpoint, ema?, calibrated?) over the GlyphSR runs
 for name in [r for r in "$RUNS".split() if r != "baseline1"]:
-    ckpt = Path("$W/runs") / name / "checkpoints" / "best"
-    if ckpt.exists():
-        meta = read_meta(ckpt)
-        print(name, "best average accuracy", meta.get("best"), "by the", meta.get("read_best", "raw"),
-              "weights at step", meta.get("step"))
-        if meta.get("best") is not None and (best is None or meta["best"] > best[0]):
-            best = (meta["best"], ckpt, meta.get("read_best") == "ema")
     cal = Path("$W/runs") / name / "checkpoints" / "calibrated"  # the residual gain folded in (train.calibrate_n)
+    ckpt = Path("$W/runs") / name / "checkpoints" / "best"
     if cal.exists():
         meta = read_meta(cal)
         print(name, "calibrated: gain", meta.get("residual_gain"), "on the", meta.get("calibrated_from"),
               "validation", meta.get("validation"), "calibration", meta.get("calibration", {}).get("table"))
-        if meta.get("validation") is not None and (best is None or meta["validation"] > best[0]):
-            best = (meta["validation"], cal, False)
+        cand = (meta.get("validation"), cal, False, True)
+    elif ckpt.exists():
+        meta = read_meta(ckpt)
+        print(name, "best average accuracy", meta.get("best"), "by the", meta.get("read_best", "raw"),
+              "weights at step", meta.get("step"))
+        cand = (meta.get("best"), ckpt, meta.get("read_best") == "ema", False)
+    else:
+        continue
+    # calibrated candidates first: a best checkpoint's figure is a maximum over validations, some on fewer images
+    if cand[0] is not None and (best is None or (cand[3], cand[0]) > (best[3], best[0])):
+        best = cand
 print("-> exporting", best[1], "ema" if best[2] else "raw", best[0])
 for p in export(best[1], Path("$OUT") / "glyphsr-synth", ema=best[2], overwrite=True):
     print(p, p.stat().st_size)

@@ -218,6 +218,9 @@ class Display:
         elif kind == "calibrating":
             console.print(f"residual gain: judging the gains {', '.join(f'{g:g}' for g in e['gains'])} on "
                           f"{e['n']:,} training pairs ...")
+        elif kind == "calibrate" and "error" in e:
+            console.print(f"[bold red]residual gain not judged:[/] {escape(e['error'])} (the run's checkpoints are "
+                          "written; sr-export --residual-gain auto can judge it later)", soft_wrap=True)
         elif kind == "calibrate":
             cal = e["calibration"]
             rows = "; ".join(f"{name} ({cal['from'][name]['weights']} weights, step {cal['from'][name]['step']}): "
@@ -434,10 +437,16 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
         fail(f"--val: {exc}")
     cal_sets = []
     if cfg.train.calibrate_n and val_sets:  # the residual gain is judged on training pairs, never on the tiers
+        n_cal = min(cfg.train.calibrate_n, limit) if limit else cfg.train.calibrate_n  # pairs the run trains on
         try:
-            cal_sets = load_val_sets([info["lmdb"]], cfg.train.calibrate_n, cfg.train.workers)
+            cal_sets = [s for s in load_val_sets([info["lmdb"]], n_cal, cfg.train.workers) if len(s)]
         except (FileNotFoundError, TextZoomError) as exc:
             fail(f"train.calibrate_n: the training LMDB {info['lmdb']}: {exc}")
+        if not cal_sets:
+            _log(f"[yellow]the first {n_cal} records of {info['lmdb']} are all unreadable: the residual gain will "
+                 "not be judged[/]", rank)
+    elif cfg.train.calibrate_n and rank == 0:
+        _log("no judge (--judge none): the residual gain (train.calibrate_n) will not be judged", rank)
     _log(f"data ({info['mode']}): {info['used']:,} of {info['records']:,} records used "
          f"({info['left_out_bad']} bad or failed left out; the glyph loss sees {info['glyph_loss_records']:,}, "
          f"{info['no_glyph']} without usable glyphs), "

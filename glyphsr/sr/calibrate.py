@@ -82,8 +82,9 @@ def calibrate(model: nn.Module, candidates: Mapping[str, Mapping[str, torch.Tens
     weights are put back afterwards.
 
     Each candidate runs once at gain 1 and the skip once at gain 0; the images at gain g are then ``skip + g *
-    (SR - skip)`` (what the scaled convolution computes, up to rounding), clamped and quantized as
-    :func:`glyphsr.sr.evaluation.super_resolve` does."""
+    (SR - skip)``, clamped and quantized as :func:`glyphsr.sr.evaluation.super_resolve` does: what the scaled
+    convolution computes up to rounding (on a tiny random network, 32 images: 11 of 393,216 values one level apart
+    at g = 0.75 in float32, 1 at g = 0.5; none under CPU bf16 autocast)."""
     if not getattr(model, "residual", False):
         raise ValueError("the residual gain needs a network with the global skip (model.residual=true)")
     if not candidates:

@@ -74,7 +74,10 @@ def test_short_recipe_judges_the_residual_gain_on_training_pairs(synth_store: Pa
     assert "residual gain: judging the gains 0.5, 1 on 6 training pairs" in res.output
     cal = json.loads((out / "summary.json").read_text())["result"]["calibrated"]
     assert cal["residual_gain"] in (0.5, 1.0) and cal["calibration"]["n"] == 6 and cal["calibration"]["on"] == ["train"]
-    assert set(cal["calibration"]["table"]) == {"best", "last"}  # the best checkpoint's weights and the last EMA
+    table = cal["calibration"]["table"]
+    assert set(table) == {"best", "last"}  # the best checkpoint's weights and the last EMA
+    assert cal["calibration"]["accuracy"] == max(a for row in table.values() for a in row.values())
+    assert table[cal["calibrated_from"]["checkpoint"]][f"{cal['residual_gain']:g}"] == cal["calibration"]["accuracy"]
     assert f"chose {cal['residual_gain']:g} on the {cal['calibrated_from']['checkpoint']} weights" in res.output
     model, meta = load_model(out / "checkpoints" / "calibrated")  # what sr-eval, sr-infer and sr-export read
     assert meta["residual_gain"] == cal["residual_gain"] and model.residual

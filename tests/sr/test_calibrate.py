@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from glyphsr.sr.calibrate import calibrate, with_gain
-from glyphsr.sr.checkpoint import load_model, read_weights
+from glyphsr.sr.checkpoint import load_model, read_weights, write_checkpoint
 from glyphsr.sr.evaluation import EvalSet, rgbm
 from glyphsr.sr.modeling import SRConfig, build_model
 from glyphsr.sr.train.config import RunConfig, resolve
@@ -87,10 +87,10 @@ def test_calibrate_picks_the_gain_the_judge_reads_best_and_prefers_the_trained_s
     b = {k: v.clone() for k, v in _net((0.8, 0.8, 0.8, 0.0)).state_dict().items()}  # 0.4 at g = 0.25
     own = {k: v.clone() for k, v in net.state_dict().items()}
     judge = BrightnessJudge(0.4)
-    res = calibrate(net, {"a": a, "b": b}, [_gray_set()], judge, torch.device("cpu"))
+    res = calibrate(net, {"b": b, "a": a}, [_gray_set()], judge, torch.device("cpu"))  # b first: the gain decides
     assert res["table"] == {"a": {0.25: 0.0, 0.5: 1.0, 0.75: 0.0, 1.0: 0.0},
                             "b": {0.25: 1.0, 0.5: 0.0, 0.75: 0.0, 1.0: 0.0}}
-    # a tie at 1.0: a's gain is nearer 1
+    # a tie at 1.0: a's gain is nearer 1, though b comes first
     assert (res["choice"], res["gain"], res["accuracy"], res["n"]) == ("a", 0.5, 1.0, 4)
     assert res["bicubic"] == 0.0  # 0.2 is not read
     assert all(torch.equal(v, own[k]) for k, v in net.state_dict().items())  # the network's own weights are back
@@ -113,7 +113,7 @@ def test_configuration_refuses_a_gain_without_the_skip() -> None:
     assert resolve("short", overrides=["model.residual=false", "train.calibrate_n=0"]).train.calibrate_n == 0
 
 
-def test_trainer_writes_the_calibrated_checkpoint(tmp_path: Path) -> None:
+def test_trainer_writes_the_calibrated_checkpoint(tmp_path: Path, monkeypatch) -> None:
     base = tiny_config(steps=2, ema=0.5)
     cfg = RunConfig(model=RESIDUAL, loss=base.loss, train=dataclasses.replace(base.train, calibrate_n=4))
     sets, val = [_gray_set(3)], _gray_set(2)
@@ -124,10 +124,13 @@ def test_trainer_writes_the_calibrated_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "checkpoints" / "calibrated"
     state, meta = read_weights(path)
     assert meta["residual_gain"] == cal["residual_gain"] and meta["residual_gain"] in (0.25, 0.5, 0.75, 1.0)
-    assert meta["calibrated_from"]["checkpoint"] in ("best", "last") and meta["step"] == 2
+    src = meta["calibrated_from"]
+    assert src["checkpoint"] in ("best", "last") and meta["step"] == src["step"]  # the chosen weights' own step
+    best_step = read_weights(tmp_path / "checkpoints" / "best")[1]["step"]
+    assert src["step"] == (2 if src["checkpoint"] == "last" else best_step)
+    assert "best" not in meta and "best_weights" not in meta  # they describe the best checkpoint, not this one
     assert set(meta["calibration"]["table"]) <= {"best", "last"} and meta["calibration"]["n"] == 3
     assert set(meta["calibration"]["table"]["last"]) == {"0.25", "0.5", "0.75", "1"}
-    src = meta["calibrated_from"]
     if src["checkpoint"] == "last":
         base = t.ema
     else:
@@ -141,6 +144,29 @@ def test_trainer_writes_the_calibrated_checkpoint(tmp_path: Path) -> None:
     ev = [e for e in events if e["kind"] == "calibrate"]
     assert len(ev) == 1 and ev[0]["residual_gain"] == meta["residual_gain"] and "validation" in ev[0]
     assert events[-1]["kind"] == "end"
+    # the best checkpoint's weights chosen: the calibrated checkpoint carries their step, not the last one
+    t3 = Trainer(cfg, tiny_data(), tmp_path / "c", val_sets=[EvalSet("easy", val.lr, val.hr, val.labels)],
+                 judge=BrightnessJudge(0.2), cal_sets=sets)
+    t3.run()
+    t3.best_weights = "raw"
+    write_checkpoint(tmp_path / "c" / "checkpoints" / "best", t3.model.state_dict(), {**t3._meta(), "step": 1})
+    monkey = {"table": {"best": {1.0: 0.9}, "last": {1.0: 0.1}}, "bicubic": 0.5, "choice": "best", "gain": 1.0,
+              "accuracy": 0.9, "n": 3}
+    with monkeypatch.context() as m:
+        m.setattr("glyphsr.sr.calibrate.calibrate", lambda *a, **k: monkey)
+        t3.calibrate()
+    meta3 = read_weights(tmp_path / "c" / "checkpoints" / "calibrated")[1]
+    assert meta3["step"] == 1 and meta3["calibrated_from"] == {"checkpoint": "best", "weights": "raw", "step": 1}
+
+    # a calibration that fails is reported; the run still ends with its record and its checkpoints
+    bad = Trainer(cfg, tiny_data(), tmp_path / "d", val_sets=[], judge=BrightnessJudge(0.2),
+                  cal_sets=[EvalSet("train", val.lr[:0], val.hr[:0], [])])
+    out = bad.run()
+    assert "no images to calibrate on" in out["calibration_error"] and "calibrated" not in out
+    events = [json.loads(x) for x in (tmp_path / "d" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["kind"] for e in events[-2:]] == ["calibrate", "end"] and "error" in events[-2]
+    assert (tmp_path / "d" / "checkpoints" / "last").exists()
+
     # stopped before the end (stop_after): nothing is calibrated
     t2 = Trainer(dataclasses.replace(cfg), tiny_data(), tmp_path / "b", val_sets=[], judge=BrightnessJudge(0.2),
                  cal_sets=sets)

@@ -118,7 +118,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.train.calibrate_n and not self.model.residual:
             raise ValueError("train.calibrate_n needs model.residual=true: the residual gain scales the difference "
-                             "the network adds to the bicubic image, and without the global skip there is none")
+                             "the network adds to the bicubic image, and without the global skip there is none (the "
+                             "short recipe turns it on; --set train.calibrate_n=0 turns it off)")
 
     def to_dict(self) -> dict:
         return {"model": dataclasses.asdict(self.model), "loss": dataclasses.asdict(self.loss),

@@ -349,18 +349,22 @@ class Trainer:
         self._event({"kind": "calibrating", "n": sum(len(s) for s in self.cal_sets), "gains": list(tc.calibrate_gains)})
         candidates: dict[str, dict[str, torch.Tensor]] = {}
         origin: dict[str, dict] = {}
+        metas = {"last": self._meta()}  # what each candidate's weights are: step, samples, time
         best = self.out / "checkpoints" / "best"
         if best.exists():
             which = "ema" if self.best_weights == "ema" else "model"
-            state, meta = read_weights(best, which)
+            state, metas["best"] = read_weights(best, which)
             candidates["best"] = state
             origin["best"] = {"checkpoint": "best", "weights": "ema" if which == "ema" else "raw",
-                              "step": meta.get("step")}
+                              "step": metas["best"].get("step")}
         candidates["last"] = {k: v.detach().clone() for k, v in (self.ema or self.model.state_dict()).items()}
         origin["last"] = {"checkpoint": "last", "weights": "ema" if self.ema is not None else "raw", "step": self.step}
         cal = calibrate(self.model, candidates, self.cal_sets, self.judge, self.device, tc.calibrate_gains,
                         autocast=self.autocast)
         state = with_gain(candidates[cal["choice"]], cal["gain"])
+        # the chosen weights' own step, samples and time; "best" and its weights describe the best checkpoint, not
+        # this one
+        meta = {k: v for k, v in metas[cal["choice"]].items() if k not in ("best", "best_weights", "read_best")}
         record = {"residual_gain": cal["gain"], "calibrated_from": origin[cal["choice"]],
                   "calibration": {"n": cal["n"], "on": [s.name for s in self.cal_sets], "bicubic": cal["bicubic"],
                                   "accuracy": cal["accuracy"],
@@ -370,7 +374,7 @@ class Trainer:
         res = self._judge_state(state) if self.val_sets else None
         if res is not None:
             record["validation"] = res["average"].get("sr")
-        write_checkpoint(self.out / "checkpoints" / "calibrated", state, {**self._meta(), **record})
+        write_checkpoint(self.out / "checkpoints" / "calibrated", state, {**meta, **record})
         event = {"kind": "calibrate", **record, "results": res}
         self._event(event)
         return record
@@ -461,10 +465,18 @@ class Trainer:
         if finished and self.val_sets:
             self._validate_and_keep_best(final=True)
         self.save("last")
-        calibrated = self.calibrate() if finished else None
+        calibrated, cal_error = None, None
+        if finished:
+            try:
+                calibrated = self.calibrate()
+            except Exception as exc:  # noqa: BLE001 - the run is trained and saved: report, and end it as usual
+                cal_error = f"{type(exc).__name__}: {exc}"
+                self._event({"kind": "calibrate", "error": cal_error})
         result = {"kind": "end", "finished": finished, "skipped": self.skipped, "best": self.best,
                   "train_time_s": round(self.train_time, 2)}
         if calibrated is not None:
             result["calibrated"] = calibrated
+        if cal_error is not None:
+            result["calibration_error"] = cal_error
         self._event(result)
         return result
