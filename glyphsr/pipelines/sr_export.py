@@ -200,6 +200,8 @@ def _auto_gain(checkpoint: str, ema: bool, lmdb: str, n: int, device: str | None
         sets, _ = load_sets([lmdb], n)
     except (FileNotFoundError, TextZoomError) as exc:
         raise ValueError(f"--calibrate-lmdb {lmdb}: {exc}") from None
+    if not sum(len(s) for s in sets):
+        raise ValueError(f"--calibrate-lmdb {lmdb}: no readable record among its first {n}: nothing to judge on")
     state = {k: v.float() if v.is_floating_point() else v for k, v in read_weights(checkpoint, "ema" if ema
                                                                                   else "model")[0].items()}
     report.print(f"residual gain: judging 0.25, 0.5, 0.75, 1 on {sum(len(s) for s in sets):,} pairs of {lmdb} ...",

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from glyphsr.sr.evaluation import EvalSet, judge_images, reference_rows, rgbm
+from glyphsr.sr.evaluation import EvalSet, judge_images, reference_rows, super_resolve
 
 GAINS = (0.25, 0.5, 0.75, 1.0)
 OUT_KEYS = ("out.weight", "out.bias")  # the last convolution: SR = bicubic(LR) + out(...) with the skip
@@ -60,19 +60,6 @@ def _pick(table: Mapping[str, Mapping[float, float]]) -> tuple[str, float, float
     return best[1], best[2], best[3]
 
 
-def _outputs(model: nn.Module, lr_uint8: torch.Tensor, device: torch.device, autocast: bool) -> torch.Tensor:
-    """The network's RGB output, unclamped, float32 on the CPU (N, 3, 32, 128)."""
-    from glyphsr.sr.runtime import CPU_BATCH
-
-    batch = CPU_BATCH if device.type == "cpu" else 256
-    out = []
-    for s in range(0, len(lr_uint8), batch):
-        x = rgbm(lr_uint8[s:s + batch].to(device))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            out.append(model(x).sr[:, :3].float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, 3, 32, 128)
-
-
 @torch.no_grad()
 def calibrate(model: nn.Module, candidates: Mapping[str, Mapping[str, torch.Tensor]], sets: Sequence[EvalSet],
               judge, device: torch.device, gains: Sequence[float] = GAINS, autocast: bool = False) -> dict:
@@ -97,16 +84,20 @@ def calibrate(model: nn.Module, candidates: Mapping[str, Mapping[str, torch.Tens
     was_training = model.training
     own = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.eval()
+
+    def outputs(lr_uint8: torch.Tensor) -> torch.Tensor:  # RGB, float32, unclamped
+        return super_resolve(lambda x: model(x).sr, lr_uint8, device, autocast=autocast, quantize=False)
+
     right: dict[str, dict[float, int]] = {name: dict.fromkeys(map(float, gains), 0) for name in candidates}
     bicubic = 0
     try:
         for s in sets:
             bicubic += int(reference_rows(s, judge)["bicubic"]["correct"].sum())
             model.load_state_dict(with_gain(next(iter(candidates.values())), 0.0))
-            skip = _outputs(model, s.lr, device, autocast)
+            skip = outputs(s.lr)
             for name, state in candidates.items():
                 model.load_state_dict(state)
-                diff = _outputs(model, s.lr, device, autocast) - skip
+                diff = outputs(s.lr) - skip
                 for g in right[name]:
                     img = (skip + g * diff).clamp(0, 1).mul(255).round().div(255)
                     right[name][g] += int(judge_images(judge, img, s.labels)[0].sum())

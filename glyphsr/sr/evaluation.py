@@ -249,11 +249,12 @@ def reference_rows(s: EvalSet, judge, batch: int = 256, use_cache: bool = True) 
 
 @torch.no_grad()
 def super_resolve(sr_fn: Callable[[torch.Tensor], torch.Tensor], lr_uint8: torch.Tensor, device: torch.device,
-                  batch: int = 256, autocast: bool = False) -> torch.Tensor:
+                  batch: int = 256, autocast: bool = False, quantize: bool = True) -> torch.Tensor:
     """Run ``sr_fn`` (RGBM LR (B, 4, 16, 64) -> SR RGB(M) (B, C, 32, 128)) over uint8 LR images; returns RGB float
     (N, 3, 32, 128) in [0, 1] on the CPU, quantized to multiples of 1/255: the images a PNG holds, so the metrics
-    of SR images saved and judged again (``sr-eval --save-sr``, then ``--sr-dir``) are the same numbers. On the CPU
-    at most :data:`glyphsr.sr.runtime.CPU_BATCH` images go through at once (larger batches ran slower there)."""
+    of SR images saved and judged again (``sr-eval --save-sr``, then ``--sr-dir``) are the same numbers
+    (``quantize=False``: the network's float32 output as it is, neither clamped nor quantized). On the CPU at most
+    :data:`glyphsr.sr.runtime.CPU_BATCH` images go through at once (larger batches ran slower there)."""
     from glyphsr.sr.runtime import CPU_BATCH
 
     if device.type == "cpu":
@@ -263,7 +264,8 @@ def super_resolve(sr_fn: Callable[[torch.Tensor], torch.Tensor], lr_uint8: torch
         x = rgbm(lr_uint8[s:s + batch].to(device, non_blocking=True))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             y = sr_fn(x)
-        out.append(y[:, :3].float().clamp(0, 1).mul(255).round().div(255).cpu())
+        y = y[:, :3].float()
+        out.append((y.clamp(0, 1).mul(255).round().div(255) if quantize else y).cpu())
     return torch.cat(out) if out else torch.zeros(0, 3, 32, 128)
 
 

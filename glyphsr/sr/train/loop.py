@@ -306,10 +306,7 @@ class Trainer:
 
         res = summary(evaluate(sr_fn, sets, self.judge, self.device, autocast=self.autocast))
         if self.ema is not None:
-            raw = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            self.model.load_state_dict(self.ema)
-            ema_res = summary(evaluate(sr_fn, sets, self.judge, self.device, autocast=self.autocast))
-            self.model.load_state_dict(raw)
+            ema_res = self._judge_state(self.ema, sets)
             res["ema"] = {"sets": {n: v["sr"] for n, v in ema_res["sets"].items()},
                           "average": ema_res["average"].get("sr"),
                           # the EMA against bicubic image by image, as the raw weights are (fixed, broken, p)
@@ -371,7 +368,7 @@ class Trainer:
                                   "table": {name: {f"{g:g}": a for g, a in row.items()}
                                             for name, row in cal["table"].items()},
                                   "from": origin}}
-        res = self._judge_state(state) if self.val_sets else None
+        res = self._judge_state(state, self._subsets.get(None) or self.val_sets) if self.val_sets else None
         if res is not None:
             record["validation"] = res["average"].get("sr")
         write_checkpoint(self.out / "checkpoints" / "calibrated", state, {**meta, **record})
@@ -379,18 +376,17 @@ class Trainer:
         self._event(event)
         return record
 
-    def _judge_state(self, state: dict[str, torch.Tensor]) -> dict:
-        """``state``'s weights judged on every validation image (the final validation's sets)."""
+    @torch.no_grad()
+    def _judge_state(self, state: dict[str, torch.Tensor], sets: Sequence[EvalSet]) -> dict:
+        """Other weights (the EMA, calibrated ones) judged on ``sets``; the model's own are put back after."""
         own = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(state)
         self.model.eval()
         try:
-            res = summary(evaluate(lambda x: self.model(x).sr, self._subsets.get(None) or self.val_sets,
-                                   self.judge, self.device, autocast=self.autocast))
+            return summary(evaluate(lambda x: self.model(x).sr, sets, self.judge, self.device, autocast=self.autocast))
         finally:
             self.model.load_state_dict(own)
             self.model.train()
-        return res
 
     # -- the run ----------------------------------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> dict:
