@@ -4,7 +4,9 @@
 # (the weights are what users wait for; a session's 15 device minutes do not fit training and every benchmark in
 # one call of 10 minutes):
 #   PHASE=train (the default; DEADLINE_S=520 in a call of 600 s):
-#     1. textzoom-synth: N_TRAIN training pairs (seed 0) and N_TEST per test tier;
+#     1. textzoom-synth: N_TRAIN training pairs (seed 0), N_TEST per test tier and VAL_N per validation tier (held
+#        out from the test tiers: the runs validate, and their checkpoints are chosen, on these since 2026-11-28's
+#        seventh session; the test tiers are judged only by sr-eval after the session);
 #     2. gem-extract on the CPU workers, while the GPU runs a bf16 smoke step (with the default kernels: Triton GRUs,
 #        resizing by matrix products, the grid_sample deformable convolution; if it fails, with cuDNN's GRUs and
 #        F.interpolate from there on) and the kernel A/B (KERNEL_AB=1, the default, unless a PHASE=bench call on
@@ -13,7 +15,8 @@
 #        kept in $WORK/gru.env); the float32 and scanned GRUs, which lost to cuDNN's on 2026-11-28, are in the
 #        bench phase's grid;
 #        then the judge's bicubic/HR rows are cached once for all runs;
-#     3. sr-train runs side by side for the same training time, validated on the tiers (RapidOCR); RUNS picks them:
+#     3. sr-train runs side by side for the same training time, validated on the validation tiers (RapidOCR); RUNS
+#        picks them:
 #          main      GlyphSR, recipe short (global skip, no STN, no text focus, batch 256, lr 5e-4, 100 warm-up
 #                    steps, EMA)
 #          tf        recipe short with the CRNN text focus (it lowered PSNR and, first, accuracy in CPU runs; README)
@@ -96,12 +99,12 @@ data() {  # data N_TRAIN N_TEST [any]: textzoom-synth into $W/data, then gem-ext
   local made
   made=$($PY -c "import json, sys; print(json.load(open(sys.argv[1]))['counts']['train'])" "$W/data/synth.json" \
     2>/dev/null)
-  if [ -n "$made" ] && { [ "$made" = "$1" ] || [ "${3:-}" = any ]; }; then
+  if [ -n "$made" ] && [ -f "$W/data/val/hard/data.mdb" ] && { [ "$made" = "$1" ] || [ "${3:-}" = any ]; }; then
     log "data from the previous call: $W/data ($made training pairs)"
   else
-    log "textzoom-synth: $1 train, $2 per tier"
+    log "textzoom-synth: $1 train, $2 per test tier, $VAL_N per validation tier"
     rm -rf "$W/data" "$W/masks.zarr"
-    $PY -m glyphsr.pipelines.textzoom_synth --out "$W/data" --train "$1" --test "$2" --seed 0 \
+    $PY -m glyphsr.pipelines.textzoom_synth --out "$W/data" --train "$1" --test "$2" --val "$VAL_N" --seed 0 \
       --no-system-fonts --workers "$CPUS" > "$R/synth.log" 2>&1 || log "synth failed: rc $?"
   fi
   log "gem-extract (CPU workers) in the background"
@@ -114,7 +117,7 @@ refs() {  # the judge's bicubic and HR rows, cached (GLYPHSR_CACHE) once for eve
   ( $PY - > "$R/reference.log" 2>&1 <<REF
 from glyphsr.recognizers.rapidocr import RapidOCRRecognizer
 from glyphsr.sr.evaluation import load_sets, reference_rows
-sets, _ = load_sets(["$W/data"], $VAL_N, workers=$CPUS)
+sets, _ = load_sets(["$W/data/val"], $VAL_N, workers=$CPUS)  # what sr-train validates on (DIR/val/*)
 judge = RapidOCRRecognizer()
 for s in sets:
     for sub in (s, s.subset($VAL_DURING)):

@@ -203,8 +203,9 @@ def stage_data(f: Facts, overwrite: bool) -> None:
         else:
             # the packaged fonts alone: the same data on any machine, and at seed 0 the test families that the
             # shipped weights never saw either (their data was made so)
-            args = ["--out", data, "--train", f.size.train, "--test", f.size.test, "--seed", f.seed, "--overwrite",
-                    "--no-system-fonts"]
+            # validation tiers of exactly what sr-train validates on, held out from the test tiers sr-eval judges
+            args = ["--out", data, "--train", f.size.train, "--test", f.size.test, "--val", f.size.val_limit,
+                    "--seed", f.seed, "--overwrite", "--no-system-fonts"]
             _run(textzoom_synth.main, "textzoom-synth", args + (["--workers", f.size.workers] if f.size.workers
                                                                 else []))
         m = json.loads(manifest.read_text())

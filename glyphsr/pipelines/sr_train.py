@@ -111,14 +111,19 @@ def load_training_data(store_path: str, lmdb: str | None, limit: int | None, wor
     return data, info
 
 
-def default_val(lmdb: str) -> list[str]:
-    """The test tiers beside a textzoom-synth training set (DIR/train -> DIR/test/*), if there are any."""
+def default_val(lmdb: str) -> tuple[list[str], str | None]:
+    """The validation tiers beside a textzoom-synth training set (DIR/train -> DIR/val/*), else its test tiers
+    (DIR/test/*: TextZoom has no validation split, and the STISR repositories validate on its test tiers); and
+    which of the two, or ([], None) when there are neither."""
     root = Path(lmdb).resolve().parent
-    try:
-        sets = find_sets(root)
-    except FileNotFoundError:
-        return []
-    return list(sets.values()) if len(sets) == 3 else []
+    for kind, folder in (("val", root / "val"), ("test", root)):
+        try:
+            sets = find_sets(folder)
+        except FileNotFoundError:
+            continue
+        if len(sets) == 3:
+            return list(sets.values()), kind
+    return [], None
 
 
 def load_val_sets(paths: list[str], limit: int | None, workers: int | None):
@@ -430,7 +435,11 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
     if info["used"] < cfg.train.batch * world:
         fail(f"{info['used']} training samples cannot fill one batch of {cfg.train.batch} x {world} process(es): "
              "lower --batch")
-    val_paths = list(val) if val else default_val(info["lmdb"])
+    val_paths, val_kind = (list(val), "given") if val else default_val(info["lmdb"])
+    if val_kind == "test" and judge != "none":
+        _log(f"[yellow]validating on the test tiers beside {info['lmdb']} (there is no val/ folder): the best "
+             "checkpoint is then chosen on the pairs it is reported on; textzoom-synth --val N writes held-out "
+             "validation tiers, --val names others[/]", rank)
     try:
         val_sets = load_val_sets(val_paths, val_limit, cfg.train.workers) if judge != "none" and rank == 0 else []
     except (FileNotFoundError, TextZoomError) as exc:
@@ -451,6 +460,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
          f"({info['left_out_bad']} bad or failed left out; the glyph loss sees {info['glyph_loss_records']:,}, "
          f"{info['no_glyph']} without usable glyphs), "
          f"validation on {', '.join(f'{s.name} ({len(s)})' for s in val_sets) or 'nothing'}"
+         + (f" of {Path(val_paths[0]).parent}" if val_sets and val_kind in ("val", "test") else "")
          + (f", the residual gain on the first {sum(len(s) for s in cal_sets):,} training pairs" if cal_sets else "")
          + "; "
          f"ready in {time.perf_counter() - t0:.1f} s", rank)

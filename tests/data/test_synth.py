@@ -81,6 +81,34 @@ def test_generation_is_deterministic_for_a_seed(tmp_path: Path, synth_dir: Path)
         generate(tmp_path / "other", n_train=1, n_test=0, seed=4)
 
 
+def test_validation_tiers_are_held_out_and_leave_the_other_splits_alone(tmp_path: Path, synth_dir: Path) -> None:
+    """n_val adds OUT/val/{easy,medium,hard} from their own streams: train and test are the same pairs as without
+    them, and no validation pair is a test pair."""
+    out = tmp_path / "v"
+    manifest = generate(out, n_train=40, n_test=60, seed=3, workers=2, n_val=8)
+    assert manifest["counts"] == {"train": 40, "easy": 60, "medium": 60, "hard": 60, "val-easy": 8,
+                                  "val-medium": 8, "val-hard": 8}
+    for split in ("train", "test/easy", "test/medium", "test/hard"):
+        assert TextZoomLMDB(out / split).fingerprint() == TextZoomLMDB(synth_dir / split).fingerprint()
+    for tier in ("easy", "medium", "hard"):
+        val, test = TextZoomLMDB(out / "val" / tier), TextZoomLMDB(synth_dir / "test" / tier)
+        assert len(val) == 8 and all(val.check(i) is None for i in range(1, 9))
+        test_pairs = {(test.read_raw(i).label, test.read_raw(i).lr.tobytes()) for i in range(1, 61)}
+        assert not {(val.read_raw(i).label, val.read_raw(i).lr.tobytes()) for i in range(1, 9)} & test_pairs
+    # the validation tiers' LR images are degraded like their test tier's: hard is blurrier than easy
+    sharp = {t: np.mean([np.abs(np.diff(np.asarray(TextZoomLMDB(out / "val" / t).read_raw(i).lr.convert("L"),
+                                                   np.float32), axis=1)).mean() for i in range(1, 9)])
+             for t in ("easy", "hard")}
+    assert sharp["easy"] > sharp["hard"]
+    with pytest.raises(FileExistsError, match="val"):  # data made again without them: the old ones are named
+        generate(out, n_train=0, n_test=0, seed=3, workers=1)
+    generate(out, n_train=0, n_test=0, seed=3, workers=1, overwrite=True)  # overwrite: they go with their data
+    assert not (out / "val" / "easy").exists() and "val-easy" not in json.loads((out / "synth.json").read_text())[
+        "counts"]
+    with pytest.raises(ValueError, match="val=-1"):
+        generate(out, n_train=0, n_test=0, n_val=-1)
+
+
 def test_layout_manifest_and_records(synth_dir: Path) -> None:
     manifest = json.loads((synth_dir / "synth.json").read_text())
     assert manifest["counts"] == {"train": 40, "easy": 60, "medium": 60, "hard": 60}

@@ -31,6 +31,7 @@ def test_run_folder_validation_and_checkpoints(synth_store: Path, tmp_path: Path
     res = run("--masks", str(synth_store), "--out", str(out), "--steps", "3", "--val-limit", "6",
               "--set", "train.val_every=2", "--set", "train.ema=0.5", "--judge-threads", "1", *TINY)
     assert res.exit_code == 0, res.output
+    assert "validating on the test tiers" in res.output  # the fixture's data has no val/: the user is told
     for f in ("config.yaml", "run.json", "metrics.jsonl", "summary.json", "curves.png"):
         assert (out / f).is_file(), f
     assert list((out / "tb").iterdir())
@@ -83,6 +84,20 @@ def test_short_recipe_judges_the_residual_gain_on_training_pairs(synth_store: Pa
     assert meta["residual_gain"] == cal["residual_gain"] and model.residual
     assert 0 <= meta["validation"] <= 1  # judged on the validation images like the other checkpoints
     assert "checkpoints/calibrated" in res.output
+
+
+def test_default_validation_prefers_held_out_tiers(synth_dir: Path, tmp_path: Path) -> None:
+    """DIR/val/* when textzoom-synth wrote them, else DIR/test/* (TextZoom's layout), else nothing."""
+    root = tmp_path / "d"
+    (root / "val").mkdir(parents=True)
+    (root / "test").symlink_to(synth_dir / "test")
+    assert sr_train.default_val(str(root / "train")) == (
+        [str(root / "test" / t) for t in ("easy", "medium", "hard")], "test")
+    for t in ("easy", "medium", "hard"):
+        (root / "val" / t).symlink_to(synth_dir / "test" / t)
+    assert sr_train.default_val(str(root / "train")) == (
+        [str(root / "val" / t) for t in ("easy", "medium", "hard")], "val")
+    assert sr_train.default_val(str(tmp_path / "alone" / "train")) == ([], None)
 
 
 def test_stop_and_resume_from_the_command_line(synth_store: Path, tmp_path: Path) -> None:

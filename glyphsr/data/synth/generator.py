@@ -5,6 +5,9 @@ Layout written:
 - ``OUT/train``: ``n_train`` pairs, a tier drawn per sample, rendered in the training fonts;
 - ``OUT/test/easy``, ``OUT/test/medium``, ``OUT/test/hard``: ``n_test`` pairs each, in the test fonts
   (families disjoint from the training fonts whenever more than one family is installed);
+- ``OUT/val/easy``, ``OUT/val/medium``, ``OUT/val/hard`` (when ``n_val`` > 0): ``n_val`` pairs each, drawn like the
+  test tiers (test fonts, the tier's severities) from their own random streams: held out from both, so a trainer
+  picks its checkpoint without looking at the pairs it is reported on;
 - ``OUT/synth.json``: the seed, counts, font split and code version.
 
 Every record has ``glyph_hr-%09d``: a PNG label map at the HR image's native size, 0 background and k for the
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +37,7 @@ from glyphsr.data.synth.render import label_map, random_homography, render_layer
 from glyphsr.data.synth.words import sample_label, word_buckets
 from glyphsr.data.textzoom import LUMA_601, TextZoomWriter
 
-SPLITS = ("train", "easy", "medium", "hard")
+SPLITS = ("train", "easy", "medium", "hard", "val-easy", "val-medium", "val-hard")  # append only: codes seed streams
 _SPLIT_CODE = {name: i for i, name in enumerate(SPLITS)}
 
 
@@ -146,7 +150,7 @@ def _init_worker(font_sets: dict[str, tuple[Font, ...]]) -> None:
 def _work(job: tuple[int, str, int, int]) -> list[tuple[str, bytes, bytes, bytes]]:
     seed, split, start, stop = job
     fonts = _WORKER_FONTS["train" if split == "train" else "test"]
-    tier = None if split == "train" else split
+    tier = None if split == "train" else split.removeprefix("val-")
     return [_encode(make_sample(sample_rng(seed, split, i), fonts, tier)) for i in range(start, stop)]
 
 
@@ -162,18 +166,26 @@ def generate(
     chunk: int = 64,
     progress: Callable[[str, int, int], None] | None = None,
     system_fonts: bool = True,
+    n_val: int = 0,
 ) -> dict:
     """Write the synthetic TextZoom to ``out``; returns the manifest (also written to ``out/synth.json``).
 
     ``progress(split, done, total)`` is called as chunks finish. ``system_fonts=False``: only the packaged fonts
-    (the same font split on every machine)."""
-    if n_train < 0 or n_test < 0:
-        raise ValueError(f"sample counts must be >= 0, got train={n_train} test={n_test}")
+    (the same font split on every machine). ``n_val`` > 0 adds the validation tiers (``OUT/val``); the other
+    splits are the same with or without them."""
+    if n_train < 0 or n_test < 0 or n_val < 0:
+        raise ValueError(f"sample counts must be >= 0, got train={n_train} test={n_test} val={n_val}")
     out = Path(out)
     targets = {"train": out / "train", "easy": out / "test" / "easy", "medium": out / "test" / "medium",
                "hard": out / "test" / "hard"}
     counts = {"train": n_train, "easy": n_test, "medium": n_test, "hard": n_test}
-    existing = [str(p) for p in targets.values() if p.exists()]
+    if n_val:
+        for tier in ("easy", "medium", "hard"):
+            targets[f"val-{tier}"] = out / "val" / tier
+            counts[f"val-{tier}"] = n_val
+    # validation tiers this call would not rewrite: from earlier data, which synth.json will no longer describe
+    stale = [out / "val" / t for t in ("easy", "medium", "hard") if not n_val and (out / "val" / t).exists()]
+    existing = [str(p) for p in [*targets.values(), *stale] if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{out} already holds {', '.join(existing)} (overwrite to replace them)")
     fonts = available_fonts(system_fonts)
@@ -182,6 +194,9 @@ def generate(
     train_fonts, test_fonts = split_fonts(fonts, seed, test_font_fraction)
     word_buckets()  # load the word list once, before forking
     workers = workers or os.cpu_count() or 1
+    if stale:  # overwrite: they go with the data they were made beside
+        for q in stale:
+            shutil.rmtree(q)
     t0 = time.perf_counter()
     font_sets = {"train": train_fonts, "test": test_fonts}
     # forkserver, not fork: a process that already ran torch or OpenCV has thread pools a forked child inherits
