@@ -390,6 +390,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
                      "configuration options cannot be given with it")
             cfg = resolve("paper", run_cfg)
             saved = _read_run_json(Path(out))
+            _exit_if_finished(Path(out))
             store = store or saved["store"]
             lmdb = lmdb or saved["lmdb"]
             val = val or tuple(saved["val"])
@@ -580,6 +581,26 @@ def _read_run_json(out: Path) -> dict:
         fail(f"{p} lacks a usable {', '.join(bad)} (store and lmdb: paths, val: a list of paths, limit: a number "
              f"or null): {redo}")
     return saved
+
+
+def _exit_if_finished(out: Path) -> None:
+    """--resume of a run that ended (its summary.json says finished, at the step of checkpoints/last, with no
+    calibration error to retry) has nothing to do: say so and exit 0, rather than validate and calibrate again."""
+    from glyphsr.sr.checkpoint import CheckpointError, read_meta
+
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+        result = summary["result"]
+        step = read_meta(out / "checkpoints" / "last").get("step")
+    except (OSError, ValueError, KeyError, TypeError, CheckpointError):
+        return  # no readable record of an end: resume as usual (what is missing is named there)
+    if result.get("finished") is True and summary.get("steps") == step and "calibration_error" not in result:
+        best = result.get("best")
+        console.print(f"{out}: the run finished at step {step:,}"
+                      + (f" (best average accuracy {best * 100:.2f}%)" if isinstance(best, (int, float)) else "")
+                      + ": nothing to resume. sr-eval judges its checkpoints; to train on from them, start a new run "
+                        f"with --init {out / 'checkpoints' / 'last'} --out ANOTHER")
+        raise SystemExit(0)
 
 
 def _check_files(cfg) -> None:

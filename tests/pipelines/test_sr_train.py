@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -108,18 +109,24 @@ def test_stop_and_resume_from_the_command_line(synth_store: Path, tmp_path: Path
     assert read_weights(out / "checkpoints" / "last")[1]["step"] == 2
     res = run("--out", str(out), "--resume", "--batch", "4")
     assert res.exit_code == 2 and "configuration options cannot be given" in res.output
+    shutil.copytree(out, tmp_path / "copy")  # stopped at step 2, for the corrupt state below
     res = run("--out", str(out), "--resume")
     assert res.exit_code == 0, res.output
     assert read_weights(out / "checkpoints" / "last")[1]["step"] == 4
-    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()
-             if json.loads(x)["kind"] == "train"]
+    history = (out / "metrics.jsonl").read_text()
+    steps = [json.loads(x)["step"] for x in history.splitlines() if json.loads(x)["kind"] == "train"]
     assert steps == [1, 2, 3, 4]
+    # a finished run has nothing to resume: said, and nothing written
+    res = run("--out", str(out), "--resume")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "the run finished at step 4" in said and "nothing to resume" in said
+    assert (out / "metrics.jsonl").read_text() == history
     # an existing run is not overwritten by accident
     res = run("--masks", str(synth_store), "--out", str(out), "--steps", "1", "--judge", "none", *TINY)
     assert res.exit_code == 2 and "already holds a run" in res.output
     # a corrupt resume state is named
-    (out / "checkpoints" / "last" / "state.pt").write_bytes(b"garbage")
-    res = run("--out", str(out), "--resume")
+    (tmp_path / "copy" / "checkpoints" / "last" / "state.pt").write_bytes(b"garbage")
+    res = run("--out", str(tmp_path / "copy"), "--resume")
     assert res.exit_code == 2 and "corrupt resume state" in res.output
 
 
