@@ -9,7 +9,9 @@ weights, the run and the judge recorded (nothing typed by hand).
   recognizer; its ``model_step`` must be the weights' step (a card describes the weights it sits beside);
 - ``--run``: the run folder (or the copy of it a GPU session brought back): ``metrics.jsonl`` gives the curve of
   accuracy against samples seen, ``summary.json`` the speed;
-- ``--data``: the ``textzoom-synth`` folder (its ``synth.json``: seed and counts).
+- ``--data``: the ``textzoom-synth`` folder (its ``synth.json``: seed and counts);
+- ``--held-out``: ``sr-eval --json`` of the same weights on tiers that took part in neither training nor any choice
+  (``textzoom-synth --val``'s tiers, when the runs chose on the test tiers), in a section of its own.
 """
 
 from __future__ import annotations
@@ -56,24 +58,70 @@ def _lineage(parent: dict) -> str:
     return "; continued from earlier weights (`sr-train --init`), which came from " + "; before that, ".join(stages)
 
 
-def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | None, device: str,
-               row: str = "model", notes: tuple[str, ...] = (), parent: dict | None = None) -> tuple[str, dict]:
-    """(README text, card facts) for the weights in ``weights``; ValueError when the evaluation is of other weights
-    or lacks the tiers. ``parent``: the card.json of the weights this run started from (``sr-train --init``), whose
-    training the card counts in."""
-    from glyphsr.sr.checkpoint import read_weights
-    from glyphsr.sr.evaluation import format_p
-
-    _, meta = read_weights(weights)
-    ev = json.loads(eval_json.read_text())
-    if ev.get("model_step") != meta["step"]:
-        raise ValueError(f"{eval_json} judged weights of step {ev.get('model_step')}, but {weights} holds step "
-                         f"{meta['step']}: evaluate these weights (sr-eval --checkpoint {weights} --json ...)")
+def _read_eval(path: Path, weights: Path, step: int, row: str) -> tuple[dict, str]:
+    """An ``sr-eval --json`` of the weights of ``step`` with the three tiers and ``row``, and its judge."""
+    ev = json.loads(path.read_text())
+    if ev.get("model_step") != step:
+        raise ValueError(f"{path} judged weights of step {ev.get('model_step')}, but {weights} holds step "
+                         f"{step}: evaluate these weights (sr-eval --checkpoint {weights} --json ...)")
     judge = next(iter(ev["accuracy"]))
-    acc, metrics = ev["accuracy"][judge], ev["metrics"]
+    acc = ev["accuracy"][judge]
     missing = [t for t in TIERS if t not in acc]
     if missing or any(row not in acc[t] for t in TIERS):
-        raise ValueError(f"{eval_json}: needs the tiers {', '.join(TIERS)} with a {row!r} row; has {sorted(acc)}")
+        raise ValueError(f"{path}: needs the tiers {', '.join(TIERS)} with a {row!r} row; has {sorted(acc)}")
+    return ev, judge
+
+
+def _tier_facts(ev: dict, judge: str, row: str) -> dict:
+    acc, metrics = ev["accuracy"][judge], ev["metrics"]
+    return {t: {"n": ev["sets"][t], "bicubic": acc[t]["bicubic"], "sr": acc[t][row], "hr": acc[t].get("hr"),
+                "psnr": {k: metrics[t][k]["psnr"] for k in ("bicubic", row)},
+                "ssim": {k: metrics[t][k]["ssim"] for k in ("bicubic", row)},
+                "versus_bicubic": ev.get("versus_bicubic", {}).get(judge, {}).get(t, {}).get(row)}
+            for t in TIERS}
+
+
+def _tables(tiers: dict, average: dict, row: str) -> list[str]:
+    """The accuracy / PSNR / SSIM table of an evaluation, and its image-by-image comparison with bicubic."""
+    from glyphsr.sr.evaluation import format_p
+
+    lines = ["| tier | n | bicubic | SR | HR | PSNR bicubic | PSNR SR | SSIM bicubic | SSIM SR |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for t in TIERS:
+        e = tiers[t]
+        lines.append(f"| {t} | {e['n']:,} | {_pct(e['bicubic'])} | {_pct(e['sr'])} | {_pct(e['hr'])} | "
+                     f"{e['psnr']['bicubic']:.2f} | {e['psnr'][row]:.2f} | {e['ssim']['bicubic']:.4f} | "
+                     f"{e['ssim'][row]:.4f} |")
+    a = average
+    lines += [f"| average (by tier size) | | {_pct(a['bicubic'])} | {_pct(a[row])} | {_pct(a['hr'])} | | | | |", ""]
+    if all(tiers[t]["versus_bicubic"] for t in TIERS):
+        lines += ["Against bicubic image by image (the same images, the same judge): the accuracy difference in "
+                  "points with its 95% interval, the images SR reads right and bicubic wrong (fixed) and the reverse "
+                  "(broken), and the exact McNemar test's p.", "",
+                  "| tier | SR - bicubic | 95% interval | fixed | broken | p |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for t in TIERS:
+            v = tiers[t]["versus_bicubic"]
+            lines.append(f"| {t} | {v['delta'] * 100:+.1f} | [{v['ci95'][0] * 100:+.1f}, {v['ci95'][1] * 100:+.1f}] "
+                         f"| {v['fixed']} | {v['broken']} | {format_p(v['p'])} |")
+        lines.append("")
+    return lines
+
+
+def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | None, device: str,
+               row: str = "model", notes: tuple[str, ...] = (), parent: dict | None = None,
+               held_out: Path | None = None, held_out_desc: str = "") -> tuple[str, dict]:
+    """(README text, card facts) for the weights in ``weights``; ValueError when the evaluation is of other weights
+    or lacks the tiers. ``parent``: the card.json of the weights this run started from (``sr-train --init``), whose
+    training the card counts in. ``held_out``: ``sr-eval --json`` of these weights on tiers that took no part in
+    training or choosing them (``held_out_desc`` says which), in a section of its own."""
+    from glyphsr.sr.checkpoint import read_weights
+
+    _, meta = read_weights(weights)
+    ev, judge = _read_eval(eval_json, weights, meta["step"], row)
+    held = _read_eval(held_out, weights, meta["step"], row) if held_out else None
+    if held and held[1] != judge:
+        raise ValueError(f"{held_out} was judged by {held[1]}, {eval_json} by {judge}: judge both alike")
     cfg = meta["config"]
     synth = json.loads((data / "synth.json").read_text()) if data and (data / "synth.json").is_file() else {}
     summary = json.loads((run / "summary.json").read_text()) if run and (run / "summary.json").is_file() else {}
@@ -84,11 +132,7 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         "code_version": meta["code_version"], "data": {"seed": synth.get("seed"), "counts": synth.get("counts")},
         "config": cfg, "judge": judge, "row": row, "weights": meta.get("weights", "raw"), "notes": list(notes),
         "system_fonts": synth.get("system_fonts"), "test_fonts": (synth.get("fonts") or {}).get("test"),
-        "eval": {t: {"n": ev["sets"][t], "bicubic": acc[t]["bicubic"], "sr": acc[t][row], "hr": acc[t].get("hr"),
-                     "psnr": {k: metrics[t][k]["psnr"] for k in ("bicubic", row)},
-                     "ssim": {k: metrics[t][k]["ssim"] for k in ("bicubic", row)},
-                     "versus_bicubic": ev.get("versus_bicubic", {}).get(judge, {}).get(t, {}).get(row)}
-                 for t in TIERS},
+        "eval": _tier_facts(ev, judge, row),
         "average": {k: ev["average"][judge].get(k) for k in ("bicubic", row, "hr")},
         "curve": _curve(run) if run else [],
     }
@@ -134,27 +178,16 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         f"{tr['precision']}",
         f"- shipped: {shipped}", "",
         f"## Accuracy (judge: {judge_name}), PSNR and SSIM", "",
-        "| tier | n | bicubic | SR | HR | PSNR bicubic | PSNR SR | SSIM bicubic | SSIM SR |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for t in TIERS:
-        e = facts["eval"][t]
-        lines.append(f"| {t} | {e['n']:,} | {_pct(e['bicubic'])} | {_pct(e['sr'])} | {_pct(e['hr'])} | "
-                     f"{e['psnr']['bicubic']:.2f} | {e['psnr'][row]:.2f} | {e['ssim']['bicubic']:.4f} | "
-                     f"{e['ssim'][row]:.4f} |")
-    a = facts["average"]
-    lines += [f"| average (by tier size) | | {_pct(a['bicubic'])} | {_pct(a[row])} | {_pct(a['hr'])} | | | | |", ""]
-    if all(facts["eval"][t]["versus_bicubic"] for t in TIERS):
-        lines += ["Against bicubic image by image (the same images, the same judge): the accuracy difference in "
-                  "points with its 95% interval, the images SR reads right and bicubic wrong (fixed) and the reverse "
-                  "(broken), and the exact McNemar test's p.", "",
-                  "| tier | SR - bicubic | 95% interval | fixed | broken | p |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        for t in TIERS:
-            v = facts["eval"][t]["versus_bicubic"]
-            lines.append(f"| {t} | {v['delta'] * 100:+.1f} | [{v['ci95'][0] * 100:+.1f}, {v['ci95'][1] * 100:+.1f}] "
-                         f"| {v['fixed']} | {v['broken']} | {format_p(v['p'])} |")
-        lines.append("")
+    lines += _tables(facts["eval"], facts["average"], row)
+    if held:
+        ev_h = held[0]
+        facts["held_out"] = {"description": held_out_desc, "eval": _tier_facts(ev_h, judge, row),
+                             "average": {k: ev_h["average"][judge].get(k) for k in ("bicubic", row, "hr")}}
+        lines += [f"## On held-out tiers (judge: {judge_name})", "",
+                  f"{held_out_desc}: no image of them took part in training these weights or in choosing them, so "
+                  "these figures carry no selection.", ""]
+        lines += _tables(facts["held_out"]["eval"], facts["held_out"]["average"], row)
     if facts["curve"]:
         lines += ["## Curve during training (validation subsets)", "", "| samples seen | SR | EMA | bicubic |",
                   "| --- | --- | --- | --- |"]
@@ -182,12 +215,18 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
 @click.option("--continued-from", "parent_card", default=None,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="card.json of the weights the run started from (sr-train --init): their training is counted in.")
-def main(weights, eval_json, run, data, device, row, notes, parent_card) -> None:
+@click.option("--held-out", "held_out", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="sr-eval --json of these weights on tiers that took no part in training or choosing them (a "
+                   "section of its own).")
+@click.option("--held-out-desc", default="The validation tiers of `textzoom-synth --val` (the same seed and test "
+              "fonts as the test tiers, drawn from their own random streams)", show_default=True,
+              help="Which tiers --held-out judged.")
+def main(weights, eval_json, run, data, device, row, notes, parent_card, held_out, held_out_desc) -> None:
     from glyphsr.sr.checkpoint import CheckpointError
 
     try:
         parent = json.loads(parent_card.read_text()) if parent_card else None
-        text, facts = build_card(weights, eval_json, run, data, device, row, notes, parent)
+        text, facts = build_card(weights, eval_json, run, data, device, row, notes, parent, held_out, held_out_desc)
     except (ValueError, KeyError, CheckpointError) as exc:  # ValueError covers a JSON file that does not parse
         sys.exit(f"error: {exc}")
     for name, body in (("README.md", text), ("card.json", json.dumps(facts, indent=1))):

@@ -122,3 +122,24 @@ def test_card_of_calibrated_weights_says_the_residual_gain(synth_dir: Path, tmp_
             "the gain that read best on 300 training pairs") in card
     facts = json.loads((weights / "card.json").read_text())
     assert facts["residual_gain"]["gain"] == 0.5 and facts["residual_gain"]["calibration"]["n"] == 300
+    assert "held-out" not in card and "held_out" not in facts
+
+    # a second evaluation on held-out tiers: a section of its own, with its own figures
+    ev = json.loads((tmp_path / "eval.json").read_text())
+    ev["sets"] = {t: 7 for t in ev["sets"]}  # another set of tiers, told apart by its size here
+    (tmp_path / "held.json").write_text(json.dumps(ev))
+    run = CliRunner().invoke(model_card.main, [str(weights), "--eval", str(tmp_path / "eval.json"), "--device", "x",
+                                               "--held-out", str(tmp_path / "held.json"), "--held-out-desc",
+                                               "Tiers Q"])
+    assert run.exit_code == 0, run.output
+    card = (weights / "README.md").read_text()
+    facts = json.loads((weights / "card.json").read_text())
+    head, held = card.split("## On held-out tiers (judge: RapidOCR)")
+    assert "Tiers Q: no image of them took part in training these weights or in choosing them" in held
+    assert "| easy | 7 |" in held and "| easy | 7 |" not in head and "| easy | 2 |" in head
+    assert facts["held_out"]["description"] == "Tiers Q" and facts["held_out"]["eval"]["hard"]["n"] == 7
+    ev["accuracy"] = {"easyocr": ev["accuracy"]["rapidocr"]}  # judged by another recognizer: refused
+    (tmp_path / "held.json").write_text(json.dumps(ev))
+    run = CliRunner().invoke(model_card.main, [str(weights), "--eval", str(tmp_path / "eval.json"), "--device", "x",
+                                               "--held-out", str(tmp_path / "held.json")])
+    assert run.exit_code != 0 and "judge both alike" in run.output + str(run.exception)
