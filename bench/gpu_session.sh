@@ -97,9 +97,9 @@ data() {  # data N_TRAIN N_TEST [any]: textzoom-synth into $W/data, then gem-ext
   # previous call on this machine when it made N_TRAIN pairs (any: whatever it made); gem-extract resumes, and returns
   # at once when its store is complete
   local made
-  made=$($PY -c "import json, sys; print(json.load(open(sys.argv[1]))['counts']['train'])" "$W/data/synth.json" \
-    2>/dev/null)
-  if [ -n "$made" ] && [ -f "$W/data/val/hard/data.mdb" ] && { [ "$made" = "$1" ] || [ "${3:-}" = any ]; }; then
+  made=$($PY -c "import json, sys; c = json.load(open(sys.argv[1]))['counts']
+print(c['train'] if c.get('val-hard') == $VAL_N else '')" "$W/data/synth.json" 2>/dev/null)  # and VAL_N per val tier
+  if [ -n "$made" ] && { [ "$made" = "$1" ] || [ "${3:-}" = any ]; }; then
     log "data from the previous call: $W/data ($made training pairs)"
   else
     log "textzoom-synth: $1 train, $2 per test tier, $VAL_N per validation tier"

@@ -197,7 +197,8 @@ def stage_data(f: Facts, overwrite: bool) -> None:
     data = f.out / "data"
     with _Stage(f, 1, "textzoom-synth", "synthetic TextZoom with glyph ground truth") as st:
         manifest = data / "synth.json"
-        if manifest.is_file() and not overwrite:
+        # data from before the validation tiers (2026-11-28) is made again: train and test come out the same
+        if manifest.is_file() and (data / "val" / "hard" / "data.mdb").is_file() and not overwrite:
             st.reused = True
             reuse("the synthetic data", data)
         else:
@@ -210,7 +211,7 @@ def stage_data(f: Facts, overwrite: bool) -> None:
                                                                 else []))
         m = json.loads(manifest.read_text())
         bad = 0
-        for path in [data / "train"] + [data / "test" / t for t in TIERS]:
+        for path in [data / "train"] + [data / sub / t for sub in ("test", "val") for t in TIERS]:
             with TextZoomLMDB(path) as ds:
                 s = summarize(str(path), [ds.inspect(i) for i in range(1, len(ds) + 1)], len(ds))
             print_summary(s)

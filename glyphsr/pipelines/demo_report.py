@@ -137,8 +137,10 @@ def write_report(f) -> Path:
         "",
         "## 1. Synthetic data (`textzoom-synth`)",
         "",
-        f"{f.data['counts']['train']:,} training pairs and {size.test:,} per test tier (easy, medium, hard), seed "
-        f"{f.seed}, in `data/`; {f.data['bad']} bad records (`textzoom-info`). Test fonts "
+        f"{f.data['counts']['train']:,} training pairs, {size.test:,} per test tier (easy, medium, hard) and "
+        f"{f.data['counts'].get('val-hard', 0):,} per validation tier (drawn like the test tiers; sr-train chooses "
+        f"its checkpoints on them), seed {f.seed}, in `data/`; {f.data['bad']} bad records (`textzoom-info`). Test "
+        "fonts "
         f"({', '.join(f.data['fonts']['test'])}) are families the training never saw. Each record carries a "
         "ground-truth label map of its characters.",
         "",

@@ -1,6 +1,6 @@
 """``sr-train``: train GlyphSR from a TextZoom LMDB and the mask store ``gem-extract`` made from it.
 
-    sr-train --masks masks.zarr                                   # the paper's recipe, validation on the test tiers
+    sr-train --masks masks.zarr                                   # the paper's recipe, validation on DIR/val
     sr-train --masks masks.zarr --recipe short --minutes 8        # a run of minutes (global skip, larger batch)
     sr-train --masks masks.zarr --variant baseline1               # a row of the paper's Table 2
     sr-train --out runs/NAME --resume                             # continue a run exactly where it stopped
@@ -116,14 +116,20 @@ def default_val(lmdb: str) -> tuple[list[str], str | None]:
     (DIR/test/*: TextZoom has no validation split, and the STISR repositories validate on its test tiers); and
     which of the two, or ([], None) when there are neither."""
     root = Path(lmdb).resolve().parent
-    for kind, folder in (("val", root / "val"), ("test", root)):
-        try:
-            sets = find_sets(folder)
-        except FileNotFoundError:
-            continue
-        if len(sets) == 3:
-            return list(sets.values()), kind
-    return [], None
+    val = root / "val"
+    if val.is_dir() and any(val.iterdir()):
+        missing = [t for t in ("easy", "medium", "hard") if not (val / t / "data.mdb").is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{val} lacks the validation tier(s) {', '.join(missing)} (an interrupted textzoom-synth leaves "
+                f"NAME.partial): make them again with textzoom-synth --val N --overwrite, or name the validation "
+                f"sets with --val")
+        return [str(val / t) for t in ("easy", "medium", "hard")], "val"
+    try:
+        sets = find_sets(root)
+    except FileNotFoundError:
+        return [], None
+    return (list(sets.values()), "test") if len(sets) == 3 else ([], None)
 
 
 def load_val_sets(paths: list[str], limit: int | None, workers: int | None):
@@ -343,7 +349,8 @@ def _setup_distributed():
 @click.option("--masks", "store", type=click.Path(), help="Mask store made by gem-extract (needed unless --resume).")
 @click.option("--lmdb", default=None, type=click.Path(), help="The training LMDB (default: the store's source).")
 @click.option("--val", "val", multiple=True, type=click.Path(),
-              help="Validation LMDBs or folders (default: the test tiers beside a textzoom-synth training set).")
+              help="Validation LMDBs or folders (default: the validation tiers beside a textzoom-synth training "
+                   "set, DIR/val, else its test tiers).")
 @click.option("--out", default=None, type=click.Path(), help="Run folder (default runs/VARIANT-TIME).")
 @click.option("--recipe", type=click.Choice(["paper", "short"]), default="paper", show_default=True)
 @click.option("--config", "config_file", default=None, type=click.Path(), help="YAML with model/loss/train sections.")
@@ -390,7 +397,11 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
                      "configuration options cannot be given with it")
             cfg = resolve("paper", run_cfg)
             saved = _read_run_json(Path(out))
-            _exit_if_finished(Path(out))
+            # a finished run ends here, unless data options were given: those validate it again on that data
+            ctx = click.get_current_context()
+            if not any(ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE
+                       for n in ("store", "lmdb", "val", "limit", "val_limit", "judge")):
+                _exit_if_finished(Path(out), rank)
             store = store or saved["store"]
             lmdb = lmdb or saved["lmdb"]
             val = val or tuple(saved["val"])
@@ -436,11 +447,21 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
     if info["used"] < cfg.train.batch * world:
         fail(f"{info['used']} training samples cannot fill one batch of {cfg.train.batch} x {world} process(es): "
              "lower --batch")
-    val_paths, val_kind = (list(val), "given") if val else default_val(info["lmdb"])
-    if val_kind == "test" and judge != "none":
-        _log(f"[yellow]validating on the test tiers beside {info['lmdb']} (there is no val/ folder): the best "
-             "checkpoint is then chosen on the pairs it is reported on; textzoom-synth --val N writes held-out "
-             "validation tiers, --val names others[/]", rank)
+    try:
+        val_paths, val_kind = (list(val), "given") if val else default_val(info["lmdb"])
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    if judge != "none":
+        if val_kind == "test":
+            _log(f"[yellow]validating on the test tiers beside {escape(str(info['lmdb']))} (no validation tiers "
+                 "in its val/ folder): the best checkpoint is then chosen on the pairs it is reported on; "
+                 "textzoom-synth --val N writes held-out validation tiers, --val names others[/]", rank)
+        for v in val_paths if val_kind == "given" else []:
+            if (Path(v) / "synth.json").is_file() and (Path(v) / "test").is_dir():
+                _log(f"[yellow]--val {escape(v)}: a textzoom-synth folder stands for its test tiers, so the best "
+                     f"checkpoint is chosen on the pairs it is reported on"
+                     + (f"; its held-out validation tiers are --val {escape(str(Path(v) / 'val'))}"
+                        if (Path(v) / "val").is_dir() else "") + "[/]", rank)
     try:
         val_sets = load_val_sets(val_paths, val_limit, cfg.train.workers) if judge != "none" and rank == 0 else []
     except (FileNotFoundError, TextZoomError) as exc:
@@ -583,24 +604,33 @@ def _read_run_json(out: Path) -> dict:
     return saved
 
 
-def _exit_if_finished(out: Path) -> None:
+def _exit_if_finished(out: Path, rank: int = 0) -> None:
     """--resume of a run that ended (its summary.json says finished, at the step of checkpoints/last, with no
-    calibration error to retry) has nothing to do: say so and exit 0, rather than validate and calibrate again."""
+    calibration error to retry) has nothing to do: say so and exit 0, rather than validate and calibrate again.
+    Anything else (no summary, an odd one, an older checkpoint) resumes as before."""
+    import math
+
     from glyphsr.sr.checkpoint import CheckpointError, read_meta
 
     try:
         summary = json.loads((out / "summary.json").read_text())
-        result = summary["result"]
         step = read_meta(out / "checkpoints" / "last").get("step")
-    except (OSError, ValueError, KeyError, TypeError, CheckpointError):
+    except (OSError, ValueError, CheckpointError):
         return  # no readable record of an end: resume as usual (what is missing is named there)
-    if result.get("finished") is True and summary.get("steps") == step and "calibration_error" not in result:
-        best = result.get("best")
-        console.print(f"{out}: the run finished at step {step:,}"
-                      + (f" (best average accuracy {best * 100:.2f}%)" if isinstance(best, (int, float)) else "")
-                      + ": nothing to resume. sr-eval judges its checkpoints; to train on from them, start a new run "
-                        f"with --init {out / 'checkpoints' / 'last'} --out ANOTHER")
-        raise SystemExit(0)
+    result = summary.get("result") if isinstance(summary, dict) else None
+    if not isinstance(result, dict) or type(step) is not int or summary.get("steps") != step:
+        return
+    if result.get("finished") is not True or "calibration_error" in result:
+        return
+    best = result.get("best")
+    shown = type(best) is float and math.isfinite(best)
+    if rank == 0:
+        console.print(f"{escape(str(out))}: the run finished at step {step:,}"
+                      + (f" (best average accuracy {best * 100:.2f}%)" if shown else "")
+                      + ": nothing to resume. sr-eval judges its checkpoints (--val or --val-limit with --resume "
+                        "validates it again); to train on from them, start a new run with --masks ... --init "
+                        f"{escape(str(out / 'checkpoints' / 'last'))} --out ANOTHER", soft_wrap=True)
+    raise SystemExit(0)
 
 
 def _check_files(cfg) -> None:

@@ -46,7 +46,8 @@ def run_synth(out: str, n_train: int, n_test: int, seed: int, workers: int | Non
                    "test tiers).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed: same seed, same data.")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Processes [default: all cores].")
-@click.option("--overwrite", is_flag=True, help="Replace existing LMDBs in OUT.")
+@click.option("--overwrite", is_flag=True, help="Replace existing LMDBs in OUT (and remove its validation tiers "
+              "when --val 0).")
 @click.option("--system-fonts/--no-system-fonts", default=True, show_default=True,
               help="Also draw the fonts installed on this machine (/usr/share/fonts, /usr/local/share/fonts). "
                    "--no-system-fonts: only the fonts glyphsr's packages ship, so the same seed splits the same font "

@@ -103,8 +103,7 @@ def test_validation_tiers_are_held_out_and_leave_the_other_splits_alone(tmp_path
     with pytest.raises(FileExistsError, match="val"):  # data made again without them: the old ones are named
         generate(out, n_train=0, n_test=0, seed=3, workers=1)
     generate(out, n_train=0, n_test=0, seed=3, workers=1, overwrite=True)  # overwrite: they go with their data
-    assert not (out / "val" / "easy").exists() and "val-easy" not in json.loads((out / "synth.json").read_text())[
-        "counts"]
+    assert not (out / "val").exists() and "val-easy" not in json.loads((out / "synth.json").read_text())["counts"]
     with pytest.raises(ValueError, match="val=-1"):
         generate(out, n_train=0, n_test=0, n_val=-1)
 

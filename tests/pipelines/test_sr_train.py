@@ -99,6 +99,27 @@ def test_default_validation_prefers_held_out_tiers(synth_dir: Path, tmp_path: Pa
     assert sr_train.default_val(str(root / "train")) == (
         [str(root / "val" / t) for t in ("easy", "medium", "hard")], "val")
     assert sr_train.default_val(str(tmp_path / "alone" / "train")) == ([], None)
+    (root / "val" / "hard").unlink()  # a val/ without all three tiers is named, not passed over for the test tiers
+    (root / "val" / "hard.partial").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"lacks the validation tier\(s\) hard"):
+        sr_train.default_val(str(root / "train"))
+
+
+@pytest.mark.parametrize("summary", ['{"result": [], "steps": 4}', '{"result": "done", "steps": 4}',
+                                     '{"result": null}', '[]', '{"result": {"finished": true}}',
+                                     '{"result": {"finished": true, "calibration_error": "x"}, "steps": 4}',
+                                     '{"result": {"finished": false}, "steps": 4}', 'not json'])
+def test_a_resume_goes_on_unless_the_summary_says_the_run_ended(summary: str, tmp_path: Path) -> None:
+    from glyphsr.sr.checkpoint import write_checkpoint
+
+    write_checkpoint(tmp_path / "checkpoints" / "last", {"w": __import__("torch").zeros(1)}, {"step": 4})
+    (tmp_path / "summary.json").write_text(summary)
+    sr_train._exit_if_finished(tmp_path)  # returns: the resume goes on
+    for best in ("0.5", "true", "NaN"):
+        (tmp_path / "summary.json").write_text(f'{{"result": {{"finished": true, "best": {best}}}, "steps": 4}}')
+        with pytest.raises(SystemExit) as ended:
+            sr_train._exit_if_finished(tmp_path)
+        assert ended.value.code == 0
 
 
 def test_stop_and_resume_from_the_command_line(synth_store: Path, tmp_path: Path) -> None:
@@ -121,6 +142,8 @@ def test_stop_and_resume_from_the_command_line(synth_store: Path, tmp_path: Path
     said = " ".join(res.output.split())
     assert res.exit_code == 0 and "the run finished at step 4" in said and "nothing to resume" in said
     assert (out / "metrics.jsonl").read_text() == history
+    res = run("--out", str(out), "--resume", "--val-limit", "2", "--judge-threads", "1")  # data given: judged again
+    assert res.exit_code == 0 and "nothing to resume" not in res.output and "validation step 4" in res.output
     # an existing run is not overwritten by accident
     res = run("--masks", str(synth_store), "--out", str(out), "--steps", "1", "--judge", "none", *TINY)
     assert res.exit_code == 2 and "already holds a run" in res.output

@@ -187,7 +187,8 @@ def generate(
     stale = [out / "val" / t for t in ("easy", "medium", "hard") if not n_val and (out / "val" / t).exists()]
     existing = [str(p) for p in [*targets.values(), *stale] if p.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{out} already holds {', '.join(existing)} (overwrite to replace them)")
+        raise FileExistsError(f"{out} already holds {', '.join(existing)} (overwrite to replace them"
+                              + (", and to remove validation tiers this call does not make" if stale else "") + ")")
     fonts = available_fonts(system_fonts)
     if not fonts:
         raise RuntimeError("no usable font found: install glyphsr's font packages (pip install glyphsr)")
@@ -197,6 +198,8 @@ def generate(
     if stale:  # overwrite: they go with the data they were made beside
         for q in stale:
             shutil.rmtree(q)
+        if not any((out / "val").iterdir()):
+            (out / "val").rmdir()
     t0 = time.perf_counter()
     font_sets = {"train": train_fonts, "test": test_fonts}
     # forkserver, not fork: a process that already ran torch or OpenCV has thread pools a forked child inherits
