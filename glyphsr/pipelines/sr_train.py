@@ -406,6 +406,11 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
             lmdb = lmdb or saved["lmdb"]
             val = val or tuple(saved["val"])
             limit = limit or saved.get("limit")
+            # the run's own judge and validation size unless given (run.json has them since 2026-11-28)
+            val_limit = val_limit or (saved.get("val_limit") if type(saved.get("val_limit")) is int else None)
+            if ctx.get_parameter_source("judge") is not click.core.ParameterSource.COMMANDLINE and \
+                    saved.get("judge") in ("rapidocr", "none"):
+                judge = saved["judge"]
         else:
             shortcuts = [f"train.{k}={v}" for k, v in (("epochs", epochs), ("steps", steps), ("batch", batch))
                          if v is not None]
@@ -500,7 +505,8 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
             save_yaml(cfg, out_dir / "config.yaml")
             (out_dir / "run.json").write_text(json.dumps({"store": str(Path(store).resolve()), "lmdb": info["lmdb"],
                                                           "val": [str(Path(p).resolve()) for p in val_paths],
-                                                          "limit": limit, "data": info}, indent=1))
+                                                          "limit": limit, "val_limit": val_limit, "judge": judge,
+                                                          "data": info}, indent=1))
         # -- train -------------------------------------------------------------------------------------------------
         code = 0
         with Display(out_dir) if rank == 0 else _Null() as display:

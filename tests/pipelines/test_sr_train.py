@@ -137,12 +137,13 @@ def test_stop_and_resume_from_the_command_line(synth_store: Path, tmp_path: Path
     history = (out / "metrics.jsonl").read_text()
     steps = [json.loads(x)["step"] for x in history.splitlines() if json.loads(x)["kind"] == "train"]
     assert steps == [1, 2, 3, 4]
+    assert '"kind": "val"' not in history  # the run's own --judge none, kept in run.json
     # a finished run has nothing to resume: said, and nothing written
     res = run("--out", str(out), "--resume")
     said = " ".join(res.output.split())
     assert res.exit_code == 0 and "the run finished at step 4" in said and "nothing to resume" in said
     assert (out / "metrics.jsonl").read_text() == history
-    res = run("--out", str(out), "--resume", "--val-limit", "2", "--judge-threads", "1")  # data given: judged again
+    res = run("--out", str(out), "--resume", "--judge", "rapidocr", "--val-limit", "2", "--judge-threads", "1")
     assert res.exit_code == 0 and "nothing to resume" not in res.output and "validation step 4" in res.output
     # an existing run is not overwritten by accident
     res = run("--masks", str(synth_store), "--out", str(out), "--steps", "1", "--judge", "none", *TINY)
