@@ -110,6 +110,8 @@ def test_configuration_refuses_a_gain_without_the_skip() -> None:
         resolve("short", overrides=["model.residual=false"])
     with pytest.raises(ValueError, match="calibrate_gains"):
         resolve("short", overrides=["train.calibrate_gains=[0.5, -1]"])
+    with pytest.raises(ValueError, match="repeats a gain"):  # 0.5 and 0.5000001 print alike in the table
+        resolve("short", overrides=["train.calibrate_gains=[0.5, 0.5000001, 1]"])
     assert resolve("short", overrides=["model.residual=false", "train.calibrate_n=0"]).train.calibrate_n == 0
 
 

@@ -107,6 +107,9 @@ class TrainConfig:
             raise ValueError(f"train.glyph_records must be 'ok' or 'all', got {self.glyph_records!r}")
         if not self.calibrate_gains or not all(math.isfinite(g) and g >= 0 for g in self.calibrate_gains):
             raise ValueError(f"train.calibrate_gains must be a list of numbers >= 0, got {list(self.calibrate_gains)}")
+        if len({f"{g:g}" for g in self.calibrate_gains}) < len(self.calibrate_gains):
+            raise ValueError(f"train.calibrate_gains repeats a gain (as the table writes them: "
+                             f"{[f'{g:g}' for g in self.calibrate_gains]}), got {list(self.calibrate_gains)}")
 
 
 @dataclass(frozen=True)
