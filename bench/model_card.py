@@ -118,6 +118,16 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
     from glyphsr.sr.checkpoint import read_weights
 
     _, meta = read_weights(weights)
+    start = meta.get("init")  # sr-train --init: what the run started from (checkpoints since 2026-11-28)
+    if isinstance(start, dict) and parent is None:
+        raise ValueError(f"{weights} continued from other weights ({start.get('name')}, step {start.get('step')}): "
+                         "give their card.json with --continued-from (copy it before the new weights replace it), so "
+                         "the card counts their training in")
+    if isinstance(start, dict) and parent is not None and (parent.get("steps"), parent.get("code_version")) != (
+            start.get("step"), start.get("code_version")):
+        raise ValueError(f"--continued-from names weights of step {parent.get('steps')} ({parent.get('code_version')})"
+                         f", but {weights} started from step {start.get('step')} ({start.get('code_version')}): "
+                         "give the card of the weights the run started from")
     ev, judge = _read_eval(eval_json, weights, meta["step"], row)
     held = _read_eval(held_out, weights, meta["step"], row) if held_out else None
     if held and held[1] != judge:

@@ -440,7 +440,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
         fail(f"{out_dir} already holds a run: --resume to continue it, --overwrite to replace it, or another "
              "--out")
     _check_files(cfg)
-    init_state = _check_init(init_weights, cfg.model) if init_weights else None
+    init_state, init_record = _check_init(init_weights, cfg.model) if init_weights else (None, None)
     # -- data ------------------------------------------------------------------------------------------------------
     t0 = time.perf_counter()
     try:
@@ -513,7 +513,8 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
             try:  # the display first: the trainer reports its preparation (the text-focus targets) to it
                 trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, cal_sets=cal_sets,
                                   resume=resume,
-                                  init_weights=init_state, callback=display if rank == 0 else None)
+                                  init_weights=init_state, init_record=init_record,
+                                  callback=display if rank == 0 else None)
             except (ValueError, OSError, CheckpointError) as exc:
                 fail(str(exc))
             if aside is not None:
@@ -656,9 +657,10 @@ def _check_files(cfg) -> None:
             fail(f"{key}={path}: no such file")
 
 
-def _check_init(name: str, model_cfg) -> dict:
+def _check_init(name: str, model_cfg) -> tuple[dict, dict]:
     """``--init``'s weights, read and fitted to this run's network before the data is loaded; returns them (the
-    trainer loads them as they are, without reading the file again)."""
+    trainer loads them as they are, without reading the file again) and what they are (the run's checkpoints carry
+    it as ``init``: the name given, the path, their step, samples, training time and code, and their own ``init``)."""
     import dataclasses
 
     from glyphsr.sr.checkpoint import CheckpointError, load_state, read_weights
@@ -686,7 +688,10 @@ def _check_init(name: str, model_cfg) -> dict:
         hint = (f"; they were trained with {', '.join(diff)}: give those settings (--set model.KEY=VALUE) or other "
                 "weights" if diff else "")
         fail(f"--init {name} does not fit this run's configuration: {detail}{hint}")
-    return state
+    record = {"name": name, "path": str(Path(path).resolve()),
+              **{k: meta.get(k) for k in ("step", "samples", "train_time_s", "code_version", "residual_gain", "init")
+                 if meta.get(k) is not None}}
+    return state, record
 
 
 def _finish(trainer, out_dir: Path, result: dict, info: dict) -> None:

@@ -154,6 +154,30 @@ def test_stop_and_resume_from_the_command_line(synth_store: Path, tmp_path: Path
     assert res.exit_code == 2 and "corrupt resume state" in res.output
 
 
+def test_a_run_from_other_weights_says_which_in_every_checkpoint(synth_store: Path, tmp_path: Path) -> None:
+    """--init: the checkpoints (and so sr-export's files and the model card) name the weights the run started from,
+    with their step and their own start; a resume keeps it."""
+    first = tmp_path / "first"
+    assert run("--masks", str(synth_store), "--out", str(first), "--steps", "1", "--judge", "none",
+               *TINY).exit_code == 0
+    second = tmp_path / "second"
+    res = run("--masks", str(synth_store), "--out", str(second), "--steps", "2", "--stop-after", "1", "--judge",
+              "none", "--init", str(first / "checkpoints" / "last"), *TINY)
+    assert res.exit_code == 0, res.output
+    init = read_weights(second / "checkpoints" / "last")[1]["init"]
+    assert init["name"] == str(first / "checkpoints" / "last") and init["step"] == 1 and "init" not in init
+    assert init["path"] == str((first / "checkpoints" / "last").resolve()) and init["code_version"]
+    assert run("--out", str(second), "--resume").exit_code == 0
+    meta = read_weights(second / "checkpoints" / "last")[1]
+    assert meta["step"] == 2 and meta["init"] == init
+    third = tmp_path / "third"  # a chain: the start's own start comes along
+    assert run("--masks", str(synth_store), "--out", str(third), "--steps", "1", "--judge", "none", "--init",
+               str(second / "checkpoints" / "last"), *TINY).exit_code == 0
+    chain = read_weights(third / "checkpoints" / "last")[1]["init"]
+    assert chain["step"] == 2 and chain["init"] == init
+    assert "init" not in read_weights(first / "checkpoints" / "last")[1]
+
+
 def test_refusals(synth_store: Path, synth_dir: Path, tmp_path: Path) -> None:
     res = run("--masks", str(synth_store), "--lmdb", str(synth_dir / "test" / "easy"), "--out", str(tmp_path / "a"),
               "--judge", "none", *TINY)

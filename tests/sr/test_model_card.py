@@ -143,3 +143,26 @@ def test_card_of_calibrated_weights_says_the_residual_gain(synth_dir: Path, tmp_
     run = CliRunner().invoke(model_card.main, [str(weights), "--eval", str(tmp_path / "eval.json"), "--device", "x",
                                                "--held-out", str(tmp_path / "held.json")])
     assert run.exit_code != 0 and "judge both alike" in run.output + str(run.exception)
+
+
+def test_card_of_weights_from_an_init_needs_the_card_they_started_from(synth_dir: Path, tmp_path: Path) -> None:
+    cfg = RunConfig(model=SRConfig(c_sr=8, c_tp=8, n_blocks=2, n_gly=1, tpg_pretrained=False, residual=True))
+    start = {"name": "glyphsr-synth", "path": "/x/glyphsr-synth", "step": 258, "samples": 66048,
+             "code_version": "0.1.0+gf014315"}
+    meta = {"config": cfg.to_dict(), "step": 40, "samples": 1280, "epoch": 0.1, "train_time_s": 60.0,
+            "code_version": "0.1.0+gabcdef123456", "init": start}
+    weights = tmp_path / "glyphsr-synth"
+    export(write_checkpoint(tmp_path / "last", build_model(cfg.model).state_dict(), meta), weights)
+    _judge(weights, synth_dir, tmp_path, 2)
+    args = [str(weights), "--eval", str(tmp_path / "eval.json"), "--device", "x"]
+    run = CliRunner().invoke(model_card.main, args)  # the start's card not given: refused, and said how
+    assert run.exit_code != 0 and "--continued-from" in run.output + str(run.exception)
+    assert not (weights / "README.md").exists()
+    parent = {"name": "glyphsr-synth", "steps": 198, "samples": 6336, "code_version": "0.1.0+g4d19a37"}
+    (tmp_path / "other.json").write_text(json.dumps(parent))  # the card of other weights: refused
+    run = CliRunner().invoke(model_card.main, args + ["--continued-from", str(tmp_path / "other.json")])
+    assert run.exit_code != 0 and "started from step 258" in run.output + str(run.exception)
+    (tmp_path / "parent.json").write_text(json.dumps({**parent, "steps": 258, "code_version": "0.1.0+gf014315"}))
+    run = CliRunner().invoke(model_card.main, args + ["--continued-from", str(tmp_path / "parent.json")])
+    assert run.exit_code == 0, run.output
+    assert "which came from 258 steps" in (weights / "README.md").read_text()

@@ -76,7 +76,8 @@ class Trainer:
     def __init__(self, config: RunConfig, data: TrainTensors, out_dir: str | os.PathLike,
                  device: torch.device | str = "cpu", *, val_sets: Sequence[EvalSet] = (), judge=None,
                  cal_sets: Sequence[EvalSet] = (), callback: Callable[[dict], None] | None = None, resume: bool = False,
-                 init_weights: str | os.PathLike | dict | None = None, criterion: GlyphSRLoss | None = None):
+                 init_weights: str | os.PathLike | dict | None = None, criterion: GlyphSRLoss | None = None,
+                 init_record: dict | None = None):
         self.cfg = config
         self.tc = config.train
         self.device = torch.device(device)
@@ -88,6 +89,8 @@ class Trainer:
         self.cal_sets = list(cal_sets)  # training pairs the residual gain is judged on (train.calibrate_n)
         self._subsets: dict[int | None, list[EvalSet]] = {}
         self.judge = judge
+        # what --init started from (sr-train's record of those weights), kept in every checkpoint's metadata
+        self.init_record = init_record
         torch.manual_seed(self.tc.seed)
         self.model = build_model(config.model).to(self.device)
         if init_weights is not None:  # continue from other weights (e.g. the shipped ones): a new run; a path, or
@@ -145,7 +148,8 @@ class Trainer:
     def _meta(self) -> dict:
         return {"config": self.cfg.to_dict(), "step": self.step, "samples": self.step * self.global_batch,
                 "epoch": self.step / self.steps_per_epoch, "train_time_s": round(self.train_time, 2),
-                "code_version": code_version(), "best": self.best, "best_weights": self.best_weights}
+                "code_version": code_version(), "best": self.best, "best_weights": self.best_weights,
+                **({"init": self.init_record} if self.init_record else {})}
 
     def _resume_state(self) -> dict:
         return {"optimizer": self.opt.state_dict(), "step": self.step, "best": self.best,
@@ -172,6 +176,8 @@ class Trainer:
         self.best_weights = r.get("best_weights", "raw")  # checkpoints before 2026-11-28 kept the raw weights'
         self.train_time = float(r["train_time"])
         torch.set_rng_state(r["rng_cpu"])
+        if isinstance(meta.get("init"), dict):  # the run started from other weights (--init): still so
+            self.init_record = meta["init"]
 
     def save(self, name: str = "last") -> Path:
         if self.rank != 0:
