@@ -35,7 +35,9 @@
 #                    2026-11-28's second session: it drew stripes on alternate columns; README)
 #        default: main tf tfhalf, or cont tf tfhalf when weights are shipped (each run shares the GPU: fewer runs,
 #        more samples each);
-#     4. the weights of the GlyphSR runs (all but baseline1; raw or EMA), whichever read best at a validation
+#     4. (also, when that run started from other weights, the best of the runs that did not, as scratch-synth:
+#        Target 1 asks for a run from scratch) the weights of the GlyphSR runs (all but baseline1; raw or EMA),
+#        whichever read best at a validation
 #        (checkpoints/best), or, from the runs that have one, whose checkpoints/calibrated (the residual gain folded
 #        in, chosen on CAL_N training pairs) read best on all VAL_N images per tier, exported as fp16 safetensors (files under 16 MiB), and Baseline1's when it ran:
 #        candidates, which replace the shipped weights only after sr-eval on 1,000 images per tier (on the CPU,
@@ -261,6 +263,7 @@ from glyphsr.sr.checkpoint import read_meta
 # checkpoint's weights and the last ones at four gains (1 among them), and validated once on all VAL_N images per
 # tier, so the runs' figures compare alike; otherwise its checkpoints/best (the highest of its validations).
 best = None  # (accuracy, checkpoint, ema?, calibrated?) over the GlyphSR runs
+scratch = None  # the same over the runs that did not start from other weights (--init): Target 1's
 for name in [r for r in "$RUNS".split() if r != "baseline1"]:
     cal = Path("$W/runs") / name / "checkpoints" / "calibrated"  # the residual gain folded in (train.calibrate_n)
     ckpt = Path("$W/runs") / name / "checkpoints" / "best"
@@ -279,9 +282,16 @@ for name in [r for r in "$RUNS".split() if r != "baseline1"]:
     # calibrated candidates first: a best checkpoint's figure is a maximum over validations, some on fewer images
     if cand[0] is not None and (best is None or (cand[3], cand[0]) > (best[3], best[0])):
         best = cand
-print("-> exporting", best[1], "ema" if best[2] else "raw", best[0])
-for p in export(best[1], Path("$OUT") / "glyphsr-synth", ema=best[2], overwrite=True):
-    print(p, p.stat().st_size)
+    fresh = "init" not in meta  # the run did not start from other weights
+    if cand[0] is not None and fresh and (scratch is None or (cand[3], cand[0]) > (scratch[3], scratch[0])):
+        scratch = cand
+for what, cand, folder in (("best", best, "glyphsr-synth"), ("from scratch", scratch, "scratch-synth")):
+    if cand is None or (what != "best" and cand[1] == best[1]):
+        print("-> nothing (else) to export as", what)
+        continue
+    print("-> exporting", what, cand[1], "ema" if cand[2] else "raw", cand[0])
+    for p in export(cand[1], Path("$OUT") / folder, ema=cand[2], overwrite=True):
+        print(p, p.stat().st_size)
 if Path("$W/runs/baseline1/checkpoints/best").exists():
     b1 = Path("$W/runs/baseline1/checkpoints/best")
     for p in export(b1, Path("$OUT") / "baseline1-synth", ema=read_meta(b1).get("read_best") == "ema",
