@@ -123,11 +123,13 @@ def build_card(weights: Path, eval_json: Path, run: Path | None, data: Path | No
         raise ValueError(f"{weights} continued from other weights ({start.get('name')}, step {start.get('step')}): "
                          "give their card.json with --continued-from (copy it before the new weights replace it), so "
                          "the card counts their training in")
-    if isinstance(start, dict) and parent is not None and (parent.get("steps"), parent.get("code_version")) != (
-            start.get("step"), start.get("code_version")):
-        raise ValueError(f"--continued-from names weights of step {parent.get('steps')} ({parent.get('code_version')})"
-                         f", but {weights} started from step {start.get('step')} ({start.get('code_version')}): "
-                         "give the card of the weights the run started from")
+    same = ("steps", "step"), ("samples", "samples"), ("train_time_s", "train_time_s"), ("code_version",) * 2
+    if isinstance(start, dict) and parent is not None and any(parent.get(a) != start.get(b) for a, b in same):
+        raise ValueError(f"--continued-from names weights of step {parent.get('steps')}, {parent.get('samples')} "
+                         f"samples, {parent.get('train_time_s')} s ({parent.get('code_version')}), but {weights} "
+                         f"started from step {start.get('step')}, {start.get('samples')} samples, "
+                         f"{start.get('train_time_s')} s ({start.get('code_version')}): give the card of the weights "
+                         "the run started from")
     ev, judge = _read_eval(eval_json, weights, meta["step"], row)
     held = _read_eval(held_out, weights, meta["step"], row) if held_out else None
     if held and held[1] != judge:

@@ -395,6 +395,9 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
             if config_file or overrides or variant or recipe != "paper" or epochs or steps or minutes or batch:
                 fail("--resume continues with the run's own configuration (config.yaml in the run folder); "
                      "configuration options cannot be given with it")
+            if init_weights:
+                fail("--resume continues the run's own weights (checkpoints/last); --init starts a new run from "
+                     "other weights: give it another --out")
             cfg = resolve("paper", run_cfg)
             saved = _read_run_json(Path(out))
             # a finished run ends here, unless data options were given: those validate it again on that data
@@ -411,6 +414,10 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
             if ctx.get_parameter_source("judge") is not click.core.ParameterSource.COMMANDLINE and \
                     saved.get("judge") in ("rapidocr", "none"):
                 judge = saved["judge"]
+                if judge == "none" and any(ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE
+                                           for n in ("val", "val_limit")):
+                    fail("the run was made with --judge none, so it has no judge to validate with: add --judge "
+                         "rapidocr to validate it on --val / --val-limit")
         else:
             shortcuts = [f"train.{k}={v}" for k, v in (("epochs", epochs), ("steps", steps), ("batch", batch))
                          if v is not None]

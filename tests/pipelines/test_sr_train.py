@@ -143,6 +143,10 @@ def test_stop_and_resume_from_the_command_line(synth_store: Path, tmp_path: Path
     said = " ".join(res.output.split())
     assert res.exit_code == 0 and "the run finished at step 4" in said and "nothing to resume" in said
     assert (out / "metrics.jsonl").read_text() == history
+    res = run("--out", str(out), "--resume", "--val-limit", "2")  # the run's --judge none cannot validate
+    assert res.exit_code == 2 and "--judge none" in res.output and "add --judge rapidocr" in res.output
+    res = run("--out", str(out), "--resume", "--init", str(out / "checkpoints" / "last"))
+    assert res.exit_code == 2 and "--init starts a new run" in res.output
     res = run("--out", str(out), "--resume", "--judge", "rapidocr", "--val-limit", "2", "--judge-threads", "1")
     assert res.exit_code == 0 and "nothing to resume" not in res.output and "validation step 4" in res.output
     # an existing run is not overwritten by accident

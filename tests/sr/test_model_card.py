@@ -162,7 +162,11 @@ def test_card_of_weights_from_an_init_needs_the_card_they_started_from(synth_dir
     (tmp_path / "other.json").write_text(json.dumps(parent))  # the card of other weights: refused
     run = CliRunner().invoke(model_card.main, args + ["--continued-from", str(tmp_path / "other.json")])
     assert run.exit_code != 0 and "started from step 258" in run.output + str(run.exception)
-    (tmp_path / "parent.json").write_text(json.dumps({**parent, "steps": 258, "code_version": "0.1.0+gf014315"}))
+    (tmp_path / "same-step.json").write_text(json.dumps({**parent, "steps": 258, "code_version": "0.1.0+gf014315"}))
+    run = CliRunner().invoke(model_card.main, args + ["--continued-from", str(tmp_path / "same-step.json")])
+    assert run.exit_code != 0 and "66048 samples" in run.output + str(run.exception)  # same step, other weights
+    (tmp_path / "parent.json").write_text(json.dumps({**parent, "steps": 258, "samples": 66048,
+                                                      "code_version": "0.1.0+gf014315"}))
     run = CliRunner().invoke(model_card.main, args + ["--continued-from", str(tmp_path / "parent.json")])
     assert run.exit_code == 0, run.output
     assert "which came from 258 steps" in (weights / "README.md").read_text()

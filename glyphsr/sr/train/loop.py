@@ -176,8 +176,8 @@ class Trainer:
         self.best_weights = r.get("best_weights", "raw")  # checkpoints before 2026-11-28 kept the raw weights'
         self.train_time = float(r["train_time"])
         torch.set_rng_state(r["rng_cpu"])
-        if isinstance(meta.get("init"), dict):  # the run started from other weights (--init): still so
-            self.init_record = meta["init"]
+        # what the run started from is what its checkpoint says (--init weights, or none: from scratch)
+        self.init_record = meta["init"] if isinstance(meta.get("init"), dict) else None
 
     def save(self, name: str = "last") -> Path:
         if self.rank != 0:
