@@ -35,13 +35,12 @@
 #                    2026-11-28's second session: it drew stripes on alternate columns; README)
 #        default: main tf tfhalf, or cont tf tfhalf when weights are shipped (each run shares the GPU: fewer runs,
 #        more samples each);
-#     4. (also, when that run started from other weights, the best of the runs that did not, as scratch-synth:
-#        Target 1 asks for a run from scratch) the weights of the GlyphSR runs (all but baseline1; raw or EMA),
-#        whichever read best at a validation
-#        (checkpoints/best), or, from the runs that have one, whose checkpoints/calibrated (the residual gain folded
-#        in, chosen on CAL_N training pairs) read best on all VAL_N images per tier, exported as fp16 safetensors (files under 16 MiB), and Baseline1's when it ran:
-#        candidates, which replace the shipped weights only after sr-eval on 1,000 images per tier (on the CPU,
-#        after the session) reads them better than the shipped card's figures.
+#     4. export as fp16 safetensors (files under 16 MiB) the GlyphSR run's weights that validated best:
+#        checkpoints/calibrated (the residual gain folded in, chosen on CAL_N training pairs, validated on all VAL_N
+#        images per tier) of the runs that have one, else checkpoints/best (raw or EMA); as glyphsr-synth, and, when
+#        that run started from other weights (--init), the best run from scratch as scratch-synth (Target 1 asks for
+#        one); Baseline1's best when it ran. Candidates only: after the session, bench/gpu_verdict.py judges them on
+#        the 1,000 test images per tier (on the CPU) against bicubic and the shipped card.
 #   PHASE=bench (DEADLINE_S: what its call may take), most wanted first, each stage cut to what the deadline
 #     leaves: the data (the machine's own when it has them, else BENCH_N pairs, 4,000 by default, BENCH_TEST per
 #     tier) with gem-extract in the background beside the gpu-marked tests (the judge's reference rows later,
@@ -252,9 +251,9 @@ done
 nvidia-smi --query-gpu=memory.used,memory.total --format=csv >> "$R/session.log" 2>&1
 pack
 
-# -- 3. export the GlyphSR weights of the runs (every run but baseline1) that read best at a validation
-# (checkpoints/best: raw or EMA, as its metadata says; on 2026-11-28 the EMA read best a third of the way into the
-# runs and fell below bicubic by the end)
+# -- 3. export the GlyphSR weights (every run but baseline1) that validated best: calibrated, else best (raw or EMA,
+# as its metadata says; on 2026-11-28 the EMA read best a third of the way into the runs and fell below bicubic by
+# the end)
 $PY - > "$R/export.log" 2>&1 <<EXPORT
 from pathlib import Path
 from glyphsr.pipelines.sr_export import export

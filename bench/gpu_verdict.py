@@ -30,7 +30,7 @@ from pathlib import Path
 
 import click
 
-TIERS = ("easy", "medium", "hard")
+from glyphsr.data.decode import TIER_NAMES as TIERS
 
 
 def target1(meta: dict, ev: dict, max_minutes: float = 8.0, alpha: float = 0.05) -> dict:
@@ -108,8 +108,13 @@ def main(weights, data, card, json_out, max_minutes, alpha, limit) -> None:
     import glyphsr.weights
     from glyphsr.sr.checkpoint import CheckpointError, read_meta
 
-    card_path = card or glyphsr.weights.shipped_path() / "card.json"
-    shipped = json.loads(Path(card_path).read_text())
+    try:
+        card_path = card or glyphsr.weights.shipped_path() / "card.json"
+        shipped = json.loads(Path(card_path).read_text())
+        _ = [shipped["eval"][t]["sr"] for t in TIERS]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise click.ClickException(f"the shipped weights' card ({card or 'glyphsr-synth'}): {exc!r}; give --card "
+                                   "card.json") from None
     where = json_out.parent if json_out else Path(".")
     where.mkdir(parents=True, exist_ok=True)
     verdicts = {}

@@ -25,7 +25,7 @@ import click
 import numpy as np
 from rich.markup import escape
 
-from glyphsr.data.decode import decode_lmdb, find_sets
+from glyphsr.data.decode import TIER_NAMES, decode_lmdb, find_sets
 from glyphsr.data.mask_store import STATUS_FAILED, STATUS_OK, MaskStore, StoreError, check_store_source
 from glyphsr.data.textzoom import TextZoomError
 from glyphsr.pipelines._cli import check_output_path, console, fail, report
@@ -118,13 +118,13 @@ def default_val(lmdb: str) -> tuple[list[str], str | None]:
     root = Path(lmdb).resolve().parent
     val = root / "val"
     if val.is_dir() and any(val.iterdir()):
-        missing = [t for t in ("easy", "medium", "hard") if not (val / t / "data.mdb").is_file()]
+        missing = [t for t in TIER_NAMES if not (val / t / "data.mdb").is_file()]
         if missing:
             raise FileNotFoundError(
                 f"{val} lacks the validation tier(s) {', '.join(missing)} (an interrupted textzoom-synth leaves "
                 f"NAME.partial): make them again with textzoom-synth --val N --overwrite, or name the validation "
                 f"sets with --val")
-        return [str(val / t) for t in ("easy", "medium", "hard")], "val"
+        return [str(val / t) for t in TIER_NAMES], "val"
     try:
         sets = find_sets(root)
     except FileNotFoundError:
@@ -400,10 +400,13 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
                      "other weights: give it another --out")
             cfg = resolve("paper", run_cfg)
             saved = _read_run_json(Path(out))
-            # a finished run ends here, unless data options were given: those validate it again on that data
             ctx = click.get_current_context()
-            if not any(ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE
-                       for n in ("store", "lmdb", "val", "limit", "val_limit", "judge")):
+
+            def given(*names: str) -> bool:  # on the command line, not a default
+                return any(ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE for n in names)
+
+            # a finished run ends here, unless data options were given: those validate it again on that data
+            if not given("store", "lmdb", "val", "limit", "val_limit", "judge"):
                 _exit_if_finished(Path(out), rank)
             store = store or saved["store"]
             lmdb = lmdb or saved["lmdb"]
@@ -411,11 +414,9 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
             limit = limit or saved.get("limit")
             # the run's own judge and validation size unless given (run.json has them since 2026-11-28)
             val_limit = val_limit or (saved.get("val_limit") if type(saved.get("val_limit")) is int else None)
-            if ctx.get_parameter_source("judge") is not click.core.ParameterSource.COMMANDLINE and \
-                    saved.get("judge") in ("rapidocr", "none"):
+            if not given("judge") and saved.get("judge") in ("rapidocr", "none"):
                 judge = saved["judge"]
-                if judge == "none" and any(ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE
-                                           for n in ("val", "val_limit")):
+                if judge == "none" and given("val", "val_limit"):
                     fail("the run was made with --judge none, so it has no judge to validate with: add --judge "
                          "rapidocr to validate it on --val / --val-limit")
         else:
@@ -519,8 +520,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
         with Display(out_dir) if rank == 0 else _Null() as display:
             try:  # the display first: the trainer reports its preparation (the text-focus targets) to it
                 trainer = Trainer(cfg, data, out_dir, dev, val_sets=val_sets, judge=judge_obj, cal_sets=cal_sets,
-                                  resume=resume,
-                                  init_weights=init_state, init_record=init_record,
+                                  resume=resume, init_weights=init_state, init_record=init_record,
                                   callback=display if rank == 0 else None)
             except (ValueError, OSError, CheckpointError) as exc:
                 fail(str(exc))

@@ -180,11 +180,11 @@ def generate(
                "hard": out / "test" / "hard"}
     counts = {"train": n_train, "easy": n_test, "medium": n_test, "hard": n_test}
     if n_val:
-        for tier in ("easy", "medium", "hard"):
+        for tier in TIERS:
             targets[f"val-{tier}"] = out / "val" / tier
             counts[f"val-{tier}"] = n_val
     # validation tiers this call would not rewrite: from earlier data, which synth.json will no longer describe
-    stale = [out / "val" / t for t in ("easy", "medium", "hard") if not n_val and (out / "val" / t).exists()]
+    stale = [out / "val" / t for t in TIERS if not n_val and (out / "val" / t).exists()]
     existing = [str(p) for p in [*targets.values(), *stale] if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{out} already holds {', '.join(existing)} (overwrite to replace them"
