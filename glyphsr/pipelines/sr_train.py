@@ -111,6 +111,16 @@ def load_training_data(store_path: str, lmdb: str | None, limit: int | None, wor
     return data, info
 
 
+def _training_lmdb(store_path: str, lmdb: str | None) -> str:
+    """The training LMDB: ``lmdb``, else the one the mask store names as its source."""
+    if lmdb:
+        return lmdb
+    source = MaskStore.open(store_path).meta.get("source", {}).get("path")
+    if not source:
+        raise StoreError(f"{store_path} does not name its LMDB: give --lmdb")
+    return source
+
+
 def default_val(lmdb: str) -> tuple[list[str], str | None]:
     """The validation tiers beside a textzoom-synth training set (DIR/train -> DIR/val/*), else its test tiers
     (DIR/test/*: TextZoom has no validation split, and the STISR repositories validate on its test tiers); and
@@ -450,6 +460,10 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
     _check_files(cfg)
     init_state, init_record = _check_init(init_weights, cfg.model) if init_weights else (None, None)
     # -- data ------------------------------------------------------------------------------------------------------
+    try:  # the validation tiers are found (or refused) before the training set is decoded
+        val_paths, val_kind = (list(val), "given") if val else default_val(_training_lmdb(store, lmdb))
+    except (FileNotFoundError, StoreError) as exc:
+        fail(str(exc))
     t0 = time.perf_counter()
     try:
         data, info = load_training_data(store, lmdb, limit, cfg.train.workers, cfg.train.glyph_records,
@@ -460,10 +474,6 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
     if info["used"] < cfg.train.batch * world:
         fail(f"{info['used']} training samples cannot fill one batch of {cfg.train.batch} x {world} process(es): "
              "lower --batch")
-    try:
-        val_paths, val_kind = (list(val), "given") if val else default_val(info["lmdb"])
-    except FileNotFoundError as exc:
-        fail(str(exc))
     if judge != "none":
         if val_kind == "test":
             _log(f"[yellow]validating on the test tiers beside {escape(str(info['lmdb']))} (no validation tiers "

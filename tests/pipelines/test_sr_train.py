@@ -195,6 +195,24 @@ def test_refusals(synth_store: Path, synth_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "cannot fill one batch" in res.output
 
 
+def test_a_partial_val_folder_is_refused_before_the_training_set_is_decoded(
+        synth_store: Path, synth_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "d"
+    (root / "val").mkdir(parents=True)
+    shutil.copytree(synth_dir / "train", root / "train")  # a copy: the LMDB's path is resolved, links followed
+    (root / "val" / "easy").symlink_to(synth_dir / "test" / "easy")
+    (root / "val" / "hard.partial").mkdir()
+
+    def decode(*args, **kwargs):
+        raise AssertionError("the training set was decoded before the validation tiers were checked")
+
+    monkeypatch.setattr(sr_train, "load_training_data", decode)
+    res = run("--masks", str(synth_store), "--lmdb", str(root / "train"), "--out", str(tmp_path / "a"), *TINY)
+    assert res.exit_code == 2, res.output
+    assert "lacks the validation tier(s) medium, hard" in " ".join(res.output.split())
+    assert not (tmp_path / "a" / "checkpoints").exists()
+
+
 def test_baseline2_learns_kmeans_line_maps(synth_store: Path, tmp_path: Path) -> None:
     res = run("--masks", str(synth_store), "--out", str(tmp_path / "b2"), "--steps", "1", "--judge", "none",
               "--variant", "baseline2", *TINY)
