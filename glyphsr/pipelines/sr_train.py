@@ -25,6 +25,7 @@ import click
 import numpy as np
 from rich.markup import escape
 
+from glyphsr._version import code_version
 from glyphsr.data.decode import TIER_NAMES, decode_lmdb, find_sets
 from glyphsr.data.mask_store import STATUS_FAILED, STATUS_OK, MaskStore, StoreError, check_store_source
 from glyphsr.data.textzoom import TextZoomError
@@ -391,6 +392,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
     from glyphsr.sr.train.config import resolve, save_yaml
     from glyphsr.sr.train.loop import Trainer, TrainingDiverged
 
+    code_version()  # pinned now (it is cached): the checkpoints name the code this process loaded, not a later commit
     dist_device = _setup_distributed()
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -213,6 +213,33 @@ def test_a_partial_val_folder_is_refused_before_the_training_set_is_decoded(
     assert not (tmp_path / "a" / "checkpoints").exists()
 
 
+def test_checkpoints_name_the_commit_the_run_started_from(
+        synth_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit made while a run trains (the checkout's HEAD moves) is not the code the run executes."""
+    import glyphsr._version as version
+
+    head = ["a1b2c3d4e5f6"]
+    monkeypatch.delenv("GLYPHSR_CODE_VERSION", raising=False)
+    monkeypatch.setattr(version, "git_commit", lambda root=None: (head[0], False))
+    real_load = sr_train.load_training_data
+
+    def load_then_commit(*args, **kwargs):  # HEAD moves once the run has started
+        loaded = real_load(*args, **kwargs)
+        head[0] = "0f0f0f0f0f0f"
+        return loaded
+
+    monkeypatch.setattr(sr_train, "load_training_data", load_then_commit)
+    version.code_version.cache_clear()
+    try:
+        out = tmp_path / "run"
+        res = run("--masks", str(synth_store), "--out", str(out), "--steps", "2", "--judge", "none", *TINY)
+        assert res.exit_code == 0, res.output
+        assert head[0] == "0f0f0f0f0f0f"  # the commit did happen during the run
+        assert read_weights(out / "checkpoints" / "last")[1]["code_version"] == f"{version.__version__}+ga1b2c3d4e5f6"
+    finally:
+        version.code_version.cache_clear()
+
+
 def test_baseline2_learns_kmeans_line_maps(synth_store: Path, tmp_path: Path) -> None:
     res = run("--masks", str(synth_store), "--out", str(tmp_path / "b2"), "--steps", "1", "--judge", "none",
               "--variant", "baseline2", *TINY)
