@@ -50,6 +50,14 @@ def memory_budget(device, memory_gb: float | None) -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2
 
 
+def training_lmdb(store: MaskStore, lmdb: str | None) -> str:
+    """The training LMDB: ``lmdb``, else the one the mask store names as its source."""
+    source = lmdb or store.meta.get("source", {}).get("path")
+    if not source:
+        raise StoreError(f"{store.path} does not name its LMDB: give --lmdb")
+    return source
+
+
 def load_training_data(store_path: str, lmdb: str | None, limit: int | None, workers: int | None,
                        glyph_records: str, kmeans_line: bool = False, mode: str = "memory",
                        budget: float | None = None):
@@ -63,9 +71,7 @@ def load_training_data(store_path: str, lmdb: str | None, limit: int | None, wor
         done = int(store.done().sum())
         raise StoreError(f"{store.path} is incomplete ({done} of {len(store.done())} shards done): finish it by "
                          f"rerunning the same gem-extract command")
-    lmdb = lmdb or meta.get("source", {}).get("path")
-    if not lmdb:
-        raise StoreError(f"{store.path} does not name its LMDB: give --lmdb")
+    lmdb = training_lmdb(store, lmdb)
     check_store_source(store, lmdb, count=len(store))
     n = len(store) if limit is None else min(limit, len(store))
     status = store.status()[:n]
@@ -110,16 +116,6 @@ def load_training_data(store_path: str, lmdb: str | None, limit: int | None, wor
             "glyph_loss_records": int(glyph_ok[keep].sum()),
             "no_glyph": int((status[keep] != STATUS_OK).sum())}
     return data, info
-
-
-def _training_lmdb(store_path: str, lmdb: str | None) -> str:
-    """The training LMDB: ``lmdb``, else the one the mask store names as its source."""
-    if lmdb:
-        return lmdb
-    source = MaskStore.open(store_path).meta.get("source", {}).get("path")
-    if not source:
-        raise StoreError(f"{store_path} does not name its LMDB: give --lmdb")
-    return source
 
 
 def default_val(lmdb: str) -> tuple[list[str], str | None]:
@@ -463,7 +459,7 @@ def main(store, lmdb, val, out, recipe, config_file, overrides, variant, epochs,
     init_state, init_record = _check_init(init_weights, cfg.model) if init_weights else (None, None)
     # -- data ------------------------------------------------------------------------------------------------------
     try:  # the validation tiers are found (or refused) before the training set is decoded
-        val_paths, val_kind = (list(val), "given") if val else default_val(_training_lmdb(store, lmdb))
+        val_paths, val_kind = (list(val), "given") if val else default_val(training_lmdb(MaskStore.open(store), lmdb))
     except (FileNotFoundError, StoreError) as exc:
         fail(str(exc))
     t0 = time.perf_counter()
