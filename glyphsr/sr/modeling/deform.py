@@ -8,14 +8,15 @@ convolution restores C channels; with ``residual`` the input is added back.
 The deformable convolution keeps ``torchvision.ops.DeformConv2d``'s parameters (weight (f, 1, 3, 3), bias (f)),
 so state dicts are the same on every device and with either kernel. It runs :func:`deform_conv_depthwise`, the same
 computation as one ``grid_sample`` over the nine kernel taps, which agrees with torchvision's kernel to float32
-rounding on the CPU (tests/sr/test_modeling.py; tests/sr/test_gpu.py compares the two on CUDA, a test that has
-not run on a GPU yet) and is faster on both devices: on the CPU 2.6
-times (64 images of 16 x 16 x 64: 56 ms against 146 ms, 2 threads); on CUDA, where torchvision issues one small
-product per group and chunk of images (a depthwise convolution: hundreds of matrix-vector products a pass; its
-backward cost 19 ms of CPU time a call at batch 256), a training step at batch 512 ran at 2,652 samples/s against
-2,442 and inference at 10,435 images/s against 5,215 (one H200, bf16, 2026-11-28, `bench_train --kernels` and
-`bench_infer --kernels`). ``GLYPHSR_DEFORM`` chooses for a process: ``auto`` (the default) and ``grid`` take
-``deform_conv_depthwise``, ``torchvision`` torchvision's kernel.
+rounding on the CPU (tests/sr/test_modeling.py; tests/sr/test_gpu.py compares the two on CUDA, and passed on an
+H200 on 2026-11-28) and is faster on both devices: on the CPU 2.6 times (64 images of 16 x 16 x 64: 56 ms against
+146 ms, 2 threads); on CUDA, where torchvision issues one small product per group and chunk of images (a depthwise
+convolution: hundreds of matrix-vector products a pass; its backward cost 19 ms of CPU time a call at batch 256), a
+training step at batch 512 ran at 2,652 samples/s against 2,442 (one H200, bf16, 2026-11-28, `bench_train
+--kernels`; 2,617 against 2,285 in a later session). Inference read 10,435 images/s against 5,215, but that was the
+order of measurement: with the grid form measured first it read 6,029 against 10,244, so `bench_infer` now warms
+each configuration up with a whole pass (not yet measured so). ``GLYPHSR_DEFORM`` chooses for a process: ``auto``
+(the default) and ``grid`` take ``deform_conv_depthwise``, ``torchvision`` torchvision's kernel.
 """
 
 from __future__ import annotations
