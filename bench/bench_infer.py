@@ -48,8 +48,8 @@ def measure(sr, images: list, batch: int, autocast: bool, device) -> dict:
 
     # warm-up: one whole untimed pass, so every batch shape (the last, partial one too) has its kernels compiled and
     # its cuDNN/oneDNN plans chosen before the timed pass. With one batch of warm-up the first configuration of a
-    # call paid for them: on an H200 (2026-11-28) the set measured first read 5,215 and 6,029 images/s in two
-    # sessions, the one measured second 10,435 and 10,244, whichever deformable convolution came first
+    # call read about half the second's, whichever deformable convolution it was: on an H200 (2026-11-28) 5,215 and
+    # 6,029 images/s in two sessions against 10,435 and 10,244 (shapes not yet compiled or tuned, most likely)
     list(super_resolve_images(sr, enumerate(images), device=device, batch=batch, autocast=autocast))
     sync()
     t0 = time.perf_counter()

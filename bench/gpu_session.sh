@@ -57,7 +57,8 @@
 # (gem-extract beside the gpu tests, the judge's reference rows beside torchrun), measures the kernels at batch 512
 # and writes the faster set for the runs, and runs the torchrun check; then at once (the machine stays warm 30 s, /tmp
 # and ignored files kept) call 2 `PHASE=train DEADLINE_S=N`, N the budget status reports less 50 s, which reuses the
-# data, the masks and the kernel choice; then give the machine back.
+# data, the masks and the kernel choice; then give the machine back. On 2026-11-28 (ninth session) call 1 took 264 s
+# and call 2 (DEADLINE_S=515, timeout 565) 524 s: about 835 of the 900 device seconds, 3.69 minutes of training each.
 # The device takes at most 64 MiB (working tree and carry together): the wheels (45 MB) and english_g2.pth (15 MB)
 # leave no room for the shipped weights (18 MB, tracked), which `cont` needs. So call 1 carries [".whl",
 # ".gpu-assets"] with the weights' two .safetensors left out of the copy (`git rm --cached` them and exclude them in

@@ -82,8 +82,8 @@ SIZES = {
 #: Figures quoted in the report (not measured by the demo): the full model's training speed on a GPU.
 GPU_SPEED = ("the full model trained at 2,652 samples/s alone on one NVIDIA H200 at batch 512 with bfloat16 "
              "autocast (bench_train, 2026-11-28, Triton GRUs, the grid_sample deformable convolution); the shipped "
-             "glyphsr-synth weights came from 3.2 minutes of such a GPU, shared by three runs, and 12 minutes "
-             "more on a 2-core CPU")
+             "glyphsr-synth weights came from one run of 3.7 minutes of training on such a GPU, shared by three "
+             "runs")
 GPU_SAMPLES_PER_S = 2652
 PAPER_SAMPLES = 200 * 17367  # the paper's recipe: 200 epochs of TextZoom's training set
 
