@@ -389,7 +389,8 @@ else
 fi
 [ -n "$REFP" ] && { wait "$REFP"; cat "$R/reference.log" | tee -a "$R/session.log"; }
 pack
-t=$(budget 50); log "bench_infer, the default kernels and torchvision's deformable convolution (${t} s)"
+# 70 s: its whole-pass warm-up (since the ninth 2026-11-28 session) doubles the 32 s it took with one batch
+t=$(budget 70); log "bench_infer, the default kernels and torchvision's deformable convolution (${t} s)"
 [ "$t" -gt 0 ] && timeout "$t" $PY -m bench.bench_infer --device cuda --batch 512 --kernels default \
   --kernels deform-torchvision --no-record > "$R/bench_infer.txt" 2>&1
 log "bench_infer rc $?"
